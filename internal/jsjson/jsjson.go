@@ -1,0 +1,478 @@
+// Package jsjson reads and writes JSON the way the JavaScript peers of this
+// project expect it on the wire.
+//
+// Output is single-line and ASCII-only: every non-ASCII code point is written
+// as a \uXXXX escape (a surrogate pair above the BMP). JSON.parse yields the
+// same string, so values are unaffected, and a JavaScript reader that splits
+// UTF-8 across chunks (npm stream-serializer does) cannot corrupt it. Numbers
+// are written in ECMAScript's shortest round-trip form.
+//
+// Input is validated by a small hand-written scanner that also locates the
+// elements of an array without decoding them, which keeps the hot path of a
+// replication stream free of reflection.
+package jsjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth is the deepest nesting of arrays and objects the scanner accepts.
+const MaxDepth = 512
+
+// SyntaxError reports invalid JSON and where it was found.
+type SyntaxError struct {
+	Offset int    // byte offset in the input
+	Msg    string // what was wrong
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("jsjson: %s at offset %d", e.Msg, e.Offset)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as an ASCII-only JSON string literal. Invalid UTF-8
+// is written as U+FFFD, as a JavaScript decoder would read it.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		if c < utf8.RuneSelf {
+			dst = appendEscapedByte(dst, c)
+			i++
+		} else {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			dst = appendEscapedRune(dst, r)
+			i += size
+		}
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendEscapedByte(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}
+
+func appendEscapedRune(dst []byte, r rune) []byte {
+	if r > 0xffff {
+		r1, r2 := utf16.EncodeRune(r)
+		dst = appendU(dst, r1)
+		return appendU(dst, r2)
+	}
+	return appendU(dst, r)
+}
+
+func appendU(dst []byte, r rune) []byte {
+	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+}
+
+// AppendFloat appends f as ECMAScript's Number.prototype.toString writes it
+// (which JSON.stringify uses): shortest round-trip digits, exponent form
+// below 1e-6 and from 1e21, "0" for negative zero and "null" for NaN and
+// the infinities.
+func AppendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	if f == 0 {
+		return append(dst, '0')
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs < 1e-6 || abs >= 1e21 {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// Go writes e-07 where JavaScript writes e-7.
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// Marshal encodes v with encoding/json, without HTML escaping, and returns
+// it in canonical wire form (see Canonical).
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("jsjson: %w", err)
+	}
+	return Canonical(buf.Bytes())
+}
+
+// Valid reports whether data is exactly one JSON value, with optional
+// surrounding whitespace.
+func Valid(data []byte) error {
+	_, err := Canonical(data)
+	return err
+}
+
+// Canonical validates that data holds exactly one JSON value and returns it
+// without insignificant whitespace and with every non-ASCII character
+// escaped. When data is already in that form the result aliases data.
+func Canonical(data []byte) ([]byte, error) {
+	start := skipSpace(data, 0)
+	s := scanner{data: data, canon: true}
+	end, err := s.value(start, 0)
+	if err != nil {
+		return nil, err
+	}
+	if rest := skipSpace(data, end); rest != len(data) {
+		return nil, s.err(rest, "unexpected data after the value")
+	}
+	v := data[start:end]
+	if s.canon {
+		return v, nil
+	}
+	return rewrite(v), nil
+}
+
+// SplitArray validates that data holds one JSON array and returns its
+// elements, each in canonical form (see Canonical).
+func SplitArray(data []byte) ([][]byte, error) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, &SyntaxError{Offset: i, Msg: "not an array"}
+	}
+	s := scanner{data: data}
+	var elems [][]byte
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		i++
+	} else {
+		for {
+			s.canon = true
+			start := i
+			end, err := s.value(i, 1)
+			if err != nil {
+				return nil, err
+			}
+			v := data[start:end]
+			if !s.canon {
+				v = rewrite(v)
+			}
+			elems = append(elems, v)
+			i = skipSpace(data, end)
+			if i >= len(data) {
+				return nil, s.err(i, "unexpected end of input in array")
+			}
+			if data[i] == ']' {
+				i++
+				break
+			}
+			if data[i] != ',' {
+				return nil, s.err(i, "expected ',' or ']' in array")
+			}
+			i = skipSpace(data, i+1)
+		}
+	}
+	if rest := skipSpace(data, i); rest != len(data) {
+		return nil, s.err(rest, "unexpected data after the value")
+	}
+	return elems, nil
+}
+
+// Unquote decodes a JSON string literal (as returned by SplitArray).
+// Lone surrogate escapes decode to U+FFFD.
+func Unquote(lit []byte) (string, error) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return "", &SyntaxError{Msg: "not a string"}
+	}
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && isPlain(inner) {
+		return string(inner), nil
+	}
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil {
+		return "", fmt.Errorf("jsjson: %w", err)
+	}
+	return s, nil
+}
+
+func isPlain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseNumber decodes a JSON number literal (as returned by SplitArray).
+func ParseNumber(lit []byte) (float64, error) {
+	if len(lit) == 0 || !(lit[0] == '-' || lit[0] >= '0' && lit[0] <= '9') {
+		return 0, &SyntaxError{Msg: "not a number"}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		return 0, fmt.Errorf("jsjson: number %s: %w", lit, err)
+	}
+	return f, nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanner validates JSON. canon stays true while the scanned text has no
+// insignificant whitespace and no non-ASCII byte.
+type scanner struct {
+	data  []byte
+	canon bool
+}
+
+func (s *scanner) err(i int, msg string) error { return &SyntaxError{Offset: i, Msg: msg} }
+
+func (s *scanner) space(i int) int {
+	j := skipSpace(s.data, i)
+	if j != i {
+		s.canon = false
+	}
+	return j
+}
+
+func (s *scanner) value(i, depth int) (int, error) {
+	if i >= len(s.data) {
+		return i, s.err(i, "unexpected end of input")
+	}
+	switch c := s.data[i]; {
+	case c == '{':
+		return s.object(i, depth+1)
+	case c == '[':
+		return s.array(i, depth+1)
+	case c == '"':
+		return s.str(i)
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number(i)
+	case c == 't':
+		return s.literal(i, "true")
+	case c == 'f':
+		return s.literal(i, "false")
+	case c == 'n':
+		return s.literal(i, "null")
+	default:
+		return i, s.err(i, fmt.Sprintf("invalid character %q", c))
+	}
+}
+
+func (s *scanner) object(i, depth int) (int, error) {
+	if depth > MaxDepth {
+		return i, s.err(i, "nesting too deep")
+	}
+	i = s.space(i + 1)
+	if i < len(s.data) && s.data[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(s.data) || s.data[i] != '"' {
+			return i, s.err(i, "expected a string key in object")
+		}
+		end, err := s.str(i)
+		if err != nil {
+			return end, err
+		}
+		i = s.space(end)
+		if i >= len(s.data) || s.data[i] != ':' {
+			return i, s.err(i, "expected ':' in object")
+		}
+		if i, err = s.value(s.space(i+1), depth); err != nil {
+			return i, err
+		}
+		i = s.space(i)
+		if i >= len(s.data) {
+			return i, s.err(i, "unexpected end of input in object")
+		}
+		switch s.data[i] {
+		case '}':
+			return i + 1, nil
+		case ',':
+			i = s.space(i + 1)
+		default:
+			return i, s.err(i, "expected ',' or '}' in object")
+		}
+	}
+}
+
+func (s *scanner) array(i, depth int) (int, error) {
+	if depth > MaxDepth {
+		return i, s.err(i, "nesting too deep")
+	}
+	i = s.space(i + 1)
+	if i < len(s.data) && s.data[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		var err error
+		if i, err = s.value(i, depth); err != nil {
+			return i, err
+		}
+		i = s.space(i)
+		if i >= len(s.data) {
+			return i, s.err(i, "unexpected end of input in array")
+		}
+		switch s.data[i] {
+		case ']':
+			return i + 1, nil
+		case ',':
+			i = s.space(i + 1)
+		default:
+			return i, s.err(i, "expected ',' or ']' in array")
+		}
+	}
+}
+
+func (s *scanner) str(i int) (int, error) {
+	for i++; i < len(s.data); i++ {
+		c := s.data[i]
+		switch {
+		case c == '"':
+			return i + 1, nil
+		case c == '\\':
+			i++
+			if i >= len(s.data) {
+				return i, s.err(i, "unexpected end of input in string escape")
+			}
+			switch s.data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(s.data) {
+					return i, s.err(i, "unexpected end of input in \\u escape")
+				}
+				for _, h := range s.data[i+1 : i+5] {
+					if !isHex(h) {
+						return i, s.err(i, "invalid \\u escape")
+					}
+				}
+				i += 4
+			default:
+				return i, s.err(i, "invalid escape in string")
+			}
+		case c < 0x20:
+			return i, s.err(i, "control character in string")
+		case c >= utf8.RuneSelf:
+			s.canon = false
+		}
+	}
+	return i, s.err(i, "unexpected end of input in string")
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func (s *scanner) number(i int) (int, error) {
+	d := s.data
+	if d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		return i, s.err(i, "invalid number")
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return i, s.err(i, "invalid number: digit expected after '.'")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return i, s.err(i, "invalid number: digit expected in exponent")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	return i, nil
+}
+
+func (s *scanner) literal(i int, lit string) (int, error) {
+	if len(s.data)-i < len(lit) || string(s.data[i:i+len(lit)]) != lit {
+		return i, s.err(i, "invalid literal")
+	}
+	return i + len(lit), nil
+}
+
+// rewrite returns valid JSON v without insignificant whitespace and with
+// non-ASCII characters in strings escaped.
+func rewrite(v []byte) []byte {
+	out := make([]byte, 0, len(v)+16)
+	inString := false
+	for i := 0; i < len(v); {
+		c := v[i]
+		switch {
+		case inString && c == '\\':
+			out = append(out, c, v[i+1])
+			i += 2
+			continue
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			i++
+			continue
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(v[i:])
+			out = appendEscapedRune(out, r)
+			i += size
+			continue
+		}
+		out = append(out, c)
+		i++
+	}
+	return out
+}

@@ -1,0 +1,369 @@
+package scuttlebutt
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scuttlego/scuttle/internal/jsjson"
+)
+
+// Errors returned by this package.
+var (
+	// ErrProtocol reports a line a peer sent that breaks the wire protocol.
+	ErrProtocol = errors.New("scuttlebutt: protocol error")
+	// ErrLineTooLong reports a line longer than the stream's limit.
+	ErrLineTooLong = errors.New("scuttlebutt: line too long")
+	// ErrClosed reports a write to a stream whose input has ended.
+	ErrClosed = errors.New("scuttlebutt: stream closed")
+	// ErrRejected reports a local change the data type refused.
+	ErrRejected = errors.New("scuttlebutt: change rejected by the data type")
+)
+
+// A Doc is a replicated data type. The Replica calls its methods with the
+// replica's lock held, one at a time; they must not call back into the
+// Replica (except Notify) and must not block.
+type Doc interface {
+	// History returns every retained update that a peer with the given
+	// clock lacks (see Clock.Lacks), sorted by SortHistory.
+	History(clock Clock) []Update
+	// ApplyUpdate applies an update that passed the freshness check. It
+	// returns false when the update is not kept (for example a Model
+	// update superseded by a newer one for the same key); such an update is
+	// not forwarded to other streams.
+	ApplyUpdate(u Update) bool
+}
+
+// Defaults of the Replica options.
+const (
+	// DefaultMaxLine is the longest line, in bytes, a stream accepts.
+	DefaultMaxLine = 1 << 20
+	// DefaultQueueLimit is how many live updates a stream buffers for a
+	// slow reader before it drops them and recomputes what the peer lacks
+	// from its clock once the reader catches up.
+	DefaultQueueLimit = 4096
+)
+
+// An Option configures a Replica.
+type Option func(*config)
+
+type config struct {
+	logger     *slog.Logger
+	maxLine    int
+	queueLimit int
+	now        func() time.Time
+}
+
+// WithLogger sets the logger for stream events (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithMaxLine sets the longest line in bytes a stream of this replica
+// accepts from a peer (default DefaultMaxLine). A longer line is a protocol
+// error that closes the stream.
+func WithMaxLine(n int) Option { return func(c *config) { c.maxLine = n } }
+
+// WithQueueLimit bounds the live updates a stream buffers for a slow reader
+// (default DefaultQueueLimit). Memory per stream is then bounded by this
+// many updates on top of the history snapshot taken when the peer's header
+// arrives: past the limit the buffer is dropped and, once the reader has
+// caught up, the stream sends Doc.History of the peer's clock instead, which
+// is never more than the document itself.
+func WithQueueLimit(n int) Option { return func(c *config) { c.queueLimit = n } }
+
+// WithTimeSource sets the wall clock used for timestamps (default time.Now).
+func WithTimeSource(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// A Replica is one copy of a replicated document: the freshness gate and
+// clock shared by all data types, and the streams that connect it to peers.
+// It is safe for concurrent use.
+type Replica struct {
+	id  string
+	doc Doc
+	cfg config
+
+	mu       sync.Mutex
+	clock    Clock
+	maxTs    float64              // the highest timestamp applied, from any source
+	live     map[*Stream]struct{} // streams that tail live updates
+	onUpdate listeners[Update]
+	onOld    listeners[Update]
+
+	streamsMu sync.Mutex
+	streams   map[*Stream]struct{} // every open stream
+
+	events eventQueue
+}
+
+// New returns a replica with the given id (NewID when empty) holding doc.
+func New(id string, doc Doc, opts ...Option) *Replica {
+	if id == "" {
+		id = NewID()
+	}
+	r := &Replica{
+		id:      id,
+		doc:     doc,
+		clock:   make(Clock),
+		live:    make(map[*Stream]struct{}),
+		streams: make(map[*Stream]struct{}),
+		cfg: config{
+			logger:     slog.New(slog.DiscardHandler),
+			maxLine:    DefaultMaxLine,
+			queueLimit: DefaultQueueLimit,
+			now:        time.Now,
+		},
+	}
+	for _, o := range opts {
+		o(&r.cfg)
+	}
+	return r
+}
+
+// NewID returns a random id: 40 upper-case hex digits, the shape of npm
+// scuttlebutt's ids.
+func NewID() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// ID returns the replica's id, the source of its local updates.
+func (r *Replica) ID() string { return r.id }
+
+// Clock returns a copy of the replica's clock.
+func (r *Replica) Clock() Clock {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.clock.Clone()
+}
+
+// History returns the updates a peer with the given clock lacks, in history
+// order. A nil clock returns everything.
+func (r *Replica) History(clock Clock) []Update {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.doc.History(clock)
+}
+
+// LocalUpdate applies a change made by this replica and returns the update.
+// change must be one JSON value; it is stored in canonical form.
+//
+// Its timestamp is the wall clock in milliseconds, raised above every
+// timestamp this replica has applied from any source: timestamps of one
+// replica strictly increase even when the clock goes backwards, and a local
+// change always supersedes what the replica has seen, even from a peer with
+// a fast clock.
+func (r *Replica) LocalUpdate(change json.RawMessage) (Update, error) {
+	c, err := jsjson.Canonical(change)
+	if err != nil {
+		return Update{}, fmt.Errorf("scuttlebutt: change: %w", err)
+	}
+	r.mu.Lock()
+	u := Update{Change: c, Timestamp: r.nextTimestamp(), Source: r.id}
+	_, applied := r.applyLocked(u, nil)
+	r.mu.Unlock()
+	r.events.run()
+	if !applied {
+		return u, ErrRejected
+	}
+	return u, nil
+}
+
+func (r *Replica) nextTimestamp() float64 {
+	ts := float64(r.cfg.now().UnixMilli())
+	if ts <= r.maxTs {
+		ts = math.Nextafter(r.maxTs, math.Inf(1))
+	}
+	return ts
+}
+
+// Apply applies an update from any source, as if a stream had received it,
+// for example one read back from storage. It returns false when the update
+// is not newer than what the replica has from its source, or when the data
+// type does not keep it.
+func (r *Replica) Apply(u Update) bool {
+	if math.IsNaN(u.Timestamp) || math.IsInf(u.Timestamp, 0) {
+		return false
+	}
+	r.mu.Lock()
+	_, applied := r.applyLocked(u, nil)
+	r.mu.Unlock()
+	r.events.run()
+	return applied
+}
+
+// applyLocked runs the freshness gate and the data type. fresh reports that
+// the source's clock advanced; applied that the data type kept the update,
+// which is then offered to every live stream but from.
+func (r *Replica) applyLocked(u Update, from *Stream) (fresh, applied bool) {
+	if latest, ok := r.clock[u.Source]; ok && latest >= u.Timestamp {
+		r.onOld.post(&r.events, u)
+		return false, false
+	}
+	r.clock[u.Source] = u.Timestamp
+	if u.Timestamp > r.maxTs {
+		r.maxTs = u.Timestamp
+	}
+	if !r.doc.ApplyUpdate(u) {
+		return true, false
+	}
+	for s := range r.live {
+		if s != from {
+			s.offer(u)
+		}
+	}
+	r.onUpdate.post(&r.events, u)
+	return true, true
+}
+
+// OnUpdate registers fn to be called with every update the replica applies,
+// local or remote. It returns a function that removes fn.
+//
+// Listeners of a replica, of its data type and of its streams run one at a
+// time, in the order the replica applied the changes, after the replica's
+// lock is released: a listener may call the replica (for example set a
+// key), and the events that causes are delivered after it returns. A
+// listener must not block.
+func (r *Replica) OnUpdate(fn func(Update)) (remove func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.onUpdate.add(&r.mu, fn)
+}
+
+// OnOldData registers fn to be called with every update dropped because the
+// replica already had it or something newer from its source.
+func (r *Replica) OnOldData(fn func(Update)) (remove func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.onOld.add(&r.mu, fn)
+}
+
+// Notify schedules fn to run with the replica's listeners, in order, once
+// the current operation has released the replica's lock. Data types call it
+// from ApplyUpdate to emit their own events.
+func (r *Replica) Notify(fn func()) { r.events.post(fn) }
+
+// Streams returns the number of open streams.
+func (r *Replica) Streams() int {
+	r.streamsMu.Lock()
+	defer r.streamsMu.Unlock()
+	return len(r.streams)
+}
+
+// Dispose ends every open stream, as if each peer had ended its input: each
+// stream sends what it has queued, then ends its output.
+func (r *Replica) Dispose() {
+	r.streamsMu.Lock()
+	all := make([]*Stream, 0, len(r.streams))
+	for s := range r.streams {
+		all = append(all, s)
+	}
+	r.streamsMu.Unlock()
+	for _, s := range all {
+		s.CloseWrite()
+	}
+}
+
+func (r *Replica) addStream(s *Stream) {
+	r.streamsMu.Lock()
+	r.streams[s] = struct{}{}
+	r.streamsMu.Unlock()
+}
+
+func (r *Replica) removeStream(s *Stream) {
+	r.streamsMu.Lock()
+	delete(r.streams, s)
+	r.streamsMu.Unlock()
+}
+
+// listeners is a set of callbacks, guarded by the replica's lock.
+type listeners[T any] struct {
+	next int
+	fns  map[int]func(T)
+}
+
+func (l *listeners[T]) add(mu *sync.Mutex, fn func(T)) func() {
+	if l.fns == nil {
+		l.fns = make(map[int]func(T))
+	}
+	id := l.next
+	l.next++
+	l.fns[id] = fn
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(l.fns, id)
+	}
+}
+
+// post schedules a call of every current listener with v.
+func (l *listeners[T]) post(q *eventQueue, v T) {
+	switch len(l.fns) {
+	case 0:
+		return
+	case 1:
+		for _, fn := range l.fns {
+			q.post(func() { fn(v) })
+		}
+		return
+	}
+	fns := make([]func(T), 0, len(l.fns))
+	for _, fn := range l.fns {
+		fns = append(fns, fn)
+	}
+	q.post(func() {
+		for _, fn := range fns {
+			fn(v)
+		}
+	})
+}
+
+// eventQueue runs callbacks in the order they were posted, one at a time,
+// on whichever goroutine calls run first; a callback that causes more events
+// has them run after it returns, by the same loop.
+type eventQueue struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+func (q *eventQueue) post(fn func()) {
+	q.mu.Lock()
+	q.queue = append(q.queue, fn)
+	q.mu.Unlock()
+}
+
+func (q *eventQueue) run() {
+	q.mu.Lock()
+	if q.running || len(q.queue) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	q.running = true
+	done := false
+	defer func() {
+		if !done { // a callback panicked: let a later run deliver the rest
+			q.mu.Lock()
+			q.running = false
+			q.mu.Unlock()
+		}
+	}()
+	for len(q.queue) > 0 {
+		batch := q.queue
+		q.queue = nil
+		q.mu.Unlock()
+		for _, fn := range batch {
+			fn()
+		}
+		q.mu.Lock()
+	}
+	q.running = false
+	done = true
+	q.mu.Unlock()
+}

@@ -1,0 +1,244 @@
+package scuttlebutt
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/scuttlego/scuttle/internal/jsjson"
+)
+
+// An Update is one change made by one source at one time: on the wire the
+// JSON array [change, timestamp, source], followed by a signature when the
+// source signs.
+type Update struct {
+	// Change is the data type's change as canonical JSON (single line,
+	// ASCII only): [key, value] for a Model, [event, args...] for Events,
+	// the raw value for a Value.
+	Change json.RawMessage
+	// Timestamp is milliseconds since the Unix epoch, fractional parts
+	// distinguishing updates made within one millisecond.
+	Timestamp float64
+	// Source is the id of the replica that made the change.
+	Source string
+	// Extra holds the array elements after the source, as received. npm
+	// scuttlebutt puts the signature there; a replica without security
+	// keeps and forwards them untouched.
+	Extra []json.RawMessage
+}
+
+// Newer reports whether u sorts after v in history order: by timestamp,
+// then by source. Two different updates never compare equal, because one
+// source never uses one timestamp twice.
+func (u Update) Newer(v Update) bool {
+	if u.Timestamp != v.Timestamp {
+		return u.Timestamp > v.Timestamp
+	}
+	return u.Source > v.Source
+}
+
+// String returns the update's wire form without the newline.
+func (u Update) String() string { return string(u.appendJSON(nil)) }
+
+func (u Update) appendJSON(dst []byte) []byte {
+	dst = append(dst, '[')
+	if len(u.Change) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, u.Change...)
+	}
+	dst = append(dst, ',')
+	dst = jsjson.AppendFloat(dst, u.Timestamp)
+	dst = append(dst, ',')
+	dst = jsjson.AppendString(dst, u.Source)
+	for _, x := range u.Extra {
+		dst = append(dst, ',')
+		dst = append(dst, x...)
+	}
+	return append(dst, ']')
+}
+
+// compareHistory orders updates by timestamp, then source.
+func compareHistory(a, b Update) int {
+	if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Source, b.Source)
+}
+
+// SortHistory sorts updates into history order: timestamp ascending, then
+// source. Every source's updates are then in increasing timestamp order,
+// which a receiving peer requires.
+func SortHistory(us []Update) { slices.SortFunc(us, compareHistory) }
+
+// A Clock maps each source to the latest timestamp seen from it. Peers
+// exchange clocks so that each sends the other only what it lacks.
+type Clock map[string]float64
+
+// Lacks reports whether a peer with clock c lacks u: it has seen nothing
+// from u's source, or only older updates.
+func (c Clock) Lacks(u Update) bool {
+	ts, ok := c[u.Source]
+	return !ok || ts < u.Timestamp
+}
+
+// Clone returns a copy of c.
+func (c Clock) Clone() Clock {
+	out := make(Clock, len(c))
+	for k, v := range c {
+		out[k] = v
+	}
+	return out
+}
+
+// observe raises c[source] to ts if it is lower.
+func (c Clock) observe(source string, ts float64) {
+	if old, ok := c[source]; !ok || ts > old {
+		c[source] = ts
+	}
+}
+
+func (c Clock) appendJSON(dst []byte) []byte {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsjson.AppendString(dst, k)
+		dst = append(dst, ':')
+		dst = jsjson.AppendFloat(dst, c[k])
+	}
+	return append(dst, '}')
+}
+
+// A Header opens a stream: the sender's id, its clock, and optional
+// application metadata.
+type Header struct {
+	ID    string
+	Clock Clock
+	Meta  json.RawMessage // canonical JSON, or nil when absent
+}
+
+func (h Header) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = jsjson.AppendString(dst, h.ID)
+	dst = append(dst, `,"clock":`...)
+	dst = h.Clock.appendJSON(dst)
+	if len(h.Meta) > 0 {
+		dst = append(dst, `,"meta":`...)
+		dst = append(dst, h.Meta...)
+	}
+	return append(dst, '}')
+}
+
+// Line kinds of the wire protocol.
+type lineKind int
+
+const (
+	lineIgnored lineKind = iota // valid JSON that carries no meaning (null, numbers, other strings)
+	lineUpdate
+	lineHeader
+	lineSync
+)
+
+// syncLine is the marker that ends a peer's history, including quotes.
+const syncLine = `"SYNC"`
+
+// decodeLine parses one line of the wire protocol. A line that is not JSON,
+// an array that is not an update, or an object that is not a header is an
+// error; npm scuttlebutt ignores some of these, but a peer sending them is
+// broken and the stream is better closed.
+func decodeLine(line []byte) (lineKind, Update, Header, error) {
+	i := 0
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+		i++
+	}
+	if i == len(line) {
+		return 0, Update{}, Header{}, fmt.Errorf("%w: blank line", ErrProtocol)
+	}
+	switch line[i] {
+	case '[':
+		u, err := decodeUpdate(line)
+		return lineUpdate, u, Header{}, err
+	case '{':
+		h, err := decodeHeader(line)
+		return lineHeader, Update{}, h, err
+	}
+	v, err := jsjson.Canonical(line)
+	if err != nil {
+		return 0, Update{}, Header{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if string(v) == syncLine {
+		return lineSync, Update{}, Header{}, nil
+	}
+	return lineIgnored, Update{}, Header{}, nil
+}
+
+func decodeUpdate(line []byte) (Update, error) {
+	elems, err := jsjson.SplitArray(line)
+	if err != nil {
+		return Update{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if len(elems) < 3 {
+		return Update{}, fmt.Errorf("%w: update has %d elements, want at least 3", ErrProtocol, len(elems))
+	}
+	ts, err := jsjson.ParseNumber(elems[1])
+	if err != nil {
+		return Update{}, fmt.Errorf("%w: update timestamp: %w", ErrProtocol, err)
+	}
+	if math.IsInf(ts, 0) || math.IsNaN(ts) {
+		return Update{}, fmt.Errorf("%w: update timestamp is not finite", ErrProtocol)
+	}
+	src, err := jsjson.Unquote(elems[2])
+	if err != nil {
+		return Update{}, fmt.Errorf("%w: update source: %w", ErrProtocol, err)
+	}
+	u := Update{Change: elems[0], Timestamp: ts, Source: src}
+	if len(elems) > 3 {
+		u.Extra = make([]json.RawMessage, len(elems)-3)
+		for i, e := range elems[3:] {
+			u.Extra[i] = e
+		}
+	}
+	return u, nil
+}
+
+func decodeHeader(line []byte) (Header, error) {
+	canon, err := jsjson.Canonical(line)
+	if err != nil {
+		return Header{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	var raw struct {
+		ID    json.RawMessage            `json:"id"`
+		Clock map[string]json.RawMessage `json:"clock"`
+		Meta  json.RawMessage            `json:"meta"`
+	}
+	if err := json.Unmarshal(canon, &raw); err != nil || raw.Clock == nil {
+		return Header{}, fmt.Errorf("%w: header without a clock object", ErrProtocol)
+	}
+	h := Header{Clock: make(Clock, len(raw.Clock))}
+	// The id is informational; npm scuttlebutt sends a string.
+	_ = json.Unmarshal(raw.ID, &h.ID)
+	for src, v := range raw.Clock {
+		// npm scuttlebutt reads a missing, null, zero or non-number entry as
+		// "send everything", which is what leaving it out of the clock means.
+		ts, err := jsjson.ParseNumber(v)
+		if err != nil || ts == 0 {
+			continue
+		}
+		h.Clock[src] = ts
+	}
+	if len(raw.Meta) > 0 && string(raw.Meta) != "null" {
+		h.Meta = raw.Meta
+	}
+	return h, nil
+}
