@@ -34,7 +34,9 @@ type Doc interface {
 	// History returns every retained update that a peer with the given
 	// clock lacks (see Clock.Lacks), sorted by SortHistory.
 	History(clock Clock) []Update
-	// ApplyUpdate applies an update that passed the freshness check. It
+	// ApplyUpdate applies an update that passed the freshness check. Its
+	// Change is valid JSON in canonical form (jsjson.Canonical): single
+	// line, no insignificant whitespace, ASCII only. It
 	// returns false when the update is not kept (for example a Model
 	// update superseded by a newer one for the same key); such an update is
 	// not forwarded to other streams.
@@ -190,6 +192,16 @@ func (r *Replica) nextTimestamp() float64 {
 func (r *Replica) Apply(u Update) bool {
 	if math.IsNaN(u.Timestamp) || math.IsInf(u.Timestamp, 0) {
 		return false
+	}
+	c, err := jsjson.Canonical(u.Change)
+	if err != nil {
+		return false
+	}
+	u.Change = c
+	for i, x := range u.Extra {
+		if u.Extra[i], err = jsjson.Canonical(x); err != nil {
+			return false
+		}
 	}
 	r.mu.Lock()
 	_, applied := r.applyLocked(u, nil)

@@ -77,20 +77,6 @@ func OnReceive(fn func(Update)) StreamOption { return func(c *streamConfig) { c.
 // clean end of both directions or Close, the error otherwise.
 func OnClose(fn func(error)) StreamOption { return func(c *streamConfig) { c.onClose = fn } }
 
-type itemKind uint8
-
-const (
-	itemUpdate itemKind = iota
-	itemHeader
-	itemSync
-)
-
-type outItem struct {
-	kind itemKind
-	u    Update
-	h    Header
-}
-
 // A Stream replicates its Replica with one peer over a byte stream, in the
 // line protocol of npm scuttlebutt. Bytes written to it are the peer's
 // output; bytes read from it are the output for the peer. Serve runs it over
@@ -104,15 +90,18 @@ type Stream struct {
 	r   *Replica
 	cfg streamConfig
 
-	writeMu sync.Mutex // serialises Write; guards partial and batch
+	writeMu sync.Mutex // serialises Write; guards partial, batch and sources
 	partial []byte
 	batch   []Update
+	sources sourceCache
 
 	mu        sync.Mutex
 	cond      sync.Cond
-	known     Clock // what the peer has: its header, what it sent, what was sent to it
-	queue     []outItem
+	known     Clock   // what the peer has: its header, what it sent, what was sent to it
+	header    *Header // our header, until it is written
+	queue     []Update
 	qhead     int
+	syncAt    int // index in queue before which "SYNC" is written, or -1
 	liveFrom  int // index in queue of the first live update
 	resync    bool
 	started   bool
@@ -139,6 +128,7 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 		r:        r,
 		cfg:      streamConfig{readable: true, writable: true, tail: true},
 		known:    make(Clock),
+		syncAt:   -1,
 		syncedCh: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -160,7 +150,7 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 	r.mu.Lock()
 	s.mu.Lock()
 	if s.cfg.readable || s.cfg.sendClock {
-		s.queue = append(s.queue, outItem{kind: itemHeader, h: Header{ID: r.id, Clock: r.clock.Clone(), Meta: meta}})
+		s.header = &Header{ID: r.id, Clock: r.clock.Clone(), Meta: meta}
 	}
 	if s.cfg.readable && !s.cfg.writable {
 		s.startLocked()
@@ -173,16 +163,25 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 // startLocked queues the history the peer lacks and "SYNC", and starts the
 // live tail. Both locks are held, so no update falls between the two.
 func (s *Stream) startLocked() {
-	for _, u := range s.r.doc.History(s.known) {
-		s.queue = append(s.queue, outItem{u: u})
-	}
-	s.queue = append(s.queue, outItem{kind: itemSync})
+	s.enqueueHistory()
+	s.syncAt = len(s.queue)
 	s.liveFrom = len(s.queue)
 	s.started = true
 	if s.cfg.tail && !s.outEnding {
 		s.r.live[s] = struct{}{}
 	}
 	s.cond.Broadcast()
+}
+
+// enqueueHistory queues what the peer lacks by its clock. Both locks are
+// held.
+func (s *Stream) enqueueHistory() {
+	hist := s.r.doc.History(s.known)
+	if s.qhead == len(s.queue) && s.syncAt < 0 {
+		s.queue, s.qhead = hist, 0 // the stream owns the slice History returned
+		return
+	}
+	s.queue = append(s.queue, hist...)
 }
 
 // offer queues a live update for the peer. The replica's lock is held.
@@ -200,7 +199,7 @@ func (s *Stream) offer(u Update) {
 		s.resync = true
 		return
 	}
-	s.queue = append(s.queue, outItem{u: u})
+	s.queue = append(s.queue, u)
 	s.cond.Broadcast()
 }
 
@@ -211,9 +210,7 @@ func (s *Stream) resyncFromClock() {
 	s.mu.Lock()
 	if s.resync && !s.outEnding && s.err == nil {
 		s.resync = false
-		for _, u := range s.r.doc.History(s.known) {
-			s.queue = append(s.queue, outItem{u: u})
-		}
+		s.enqueueHistory()
 		s.liveFrom = len(s.queue)
 	}
 	s.mu.Unlock()
@@ -268,7 +265,7 @@ func (s *Stream) read(p []byte, block bool) (int, error) {
 			return 0, s.err
 		case s.outDone:
 			return 0, io.EOF
-		case s.qhead < len(s.queue):
+		case s.header != nil || s.qhead < len(s.queue) || s.syncAt >= 0:
 			s.fill(len(p))
 		case s.resync && !s.outEnding:
 			s.mu.Unlock()
@@ -285,32 +282,41 @@ func (s *Stream) read(p []byte, block bool) (int, error) {
 	}
 }
 
-// fill encodes queued items into the output buffer, about limit bytes.
+// fill encodes our header, queued updates and "SYNC" into the output
+// buffer, about limit bytes.
 func (s *Stream) fill(limit int) {
-	for s.qhead < len(s.queue) && len(s.out) < limit {
-		it := s.queue[s.qhead]
-		s.queue[s.qhead] = outItem{}
-		s.qhead++
-		switch it.kind {
-		case itemHeader:
-			s.out = append(it.h.appendJSON(s.out), '\n')
-		case itemUpdate:
-			if !s.known.Lacks(it.u) {
-				continue // the peer sent it meanwhile
-			}
-			s.out = append(it.u.appendJSON(s.out), '\n')
-			s.known[it.u.Source] = it.u.Timestamp
-		case itemSync:
+	if s.header != nil {
+		s.out = append(s.header.appendJSON(s.out), '\n')
+		s.header = nil
+	}
+	for len(s.out) < limit {
+		if s.qhead == s.syncAt {
 			s.out = append(s.out, syncLine+"\n"...)
+			s.syncAt = -1
 			s.syncSent = true
 			s.post(s.cfg.onSyncSent)
 			s.checkSynced()
 			if !s.cfg.tail {
 				s.outEnding = true
 			}
+			continue
 		}
+		if s.qhead == len(s.queue) {
+			break
+		}
+		u := s.queue[s.qhead]
+		s.queue[s.qhead] = Update{}
+		s.qhead++
+		if !s.known.Lacks(u) {
+			continue // the peer sent it meanwhile
+		}
+		s.out = append(u.appendJSON(s.out), '\n')
+		s.known[u.Source] = u.Timestamp
 	}
-	if s.qhead == len(s.queue) {
+	if s.qhead == len(s.queue) && s.syncAt < 0 {
+		if cap(s.queue) > 2*s.r.cfg.queueLimit {
+			s.queue = nil // let a large history go
+		}
 		s.queue, s.qhead, s.liveFrom = s.queue[:0], 0, 0
 	}
 }
@@ -387,7 +393,7 @@ func (s *Stream) failInput(err error) error {
 }
 
 func (s *Stream) handleLine(line []byte) error {
-	kind, u, h, err := decodeLine(line)
+	kind, u, h, err := decodeLine(line, &s.sources)
 	if err != nil {
 		return err
 	}
@@ -498,8 +504,8 @@ func (s *Stream) shut(err error, now bool) {
 	s.resync = false
 	if now {
 		s.outDone = true
-		clear(s.queue)
-		s.queue, s.qhead, s.out, s.outOff = nil, 0, nil, 0
+		s.header = nil
+		s.queue, s.qhead, s.syncAt, s.out, s.outOff = nil, 0, -1, nil, 0
 	}
 	s.cond.Broadcast()
 	s.maybeFinish()

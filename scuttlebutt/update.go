@@ -1,6 +1,7 @@
 package scuttlebutt
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -157,7 +158,7 @@ const syncLine = `"SYNC"`
 // an array that is not an update, or an object that is not a header is an
 // error; npm scuttlebutt ignores some of these, but a peer sending them is
 // broken and the stream is better closed.
-func decodeLine(line []byte) (lineKind, Update, Header, error) {
+func decodeLine(line []byte, sources *sourceCache) (lineKind, Update, Header, error) {
 	i := 0
 	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
 		i++
@@ -167,7 +168,7 @@ func decodeLine(line []byte) (lineKind, Update, Header, error) {
 	}
 	switch line[i] {
 	case '[':
-		u, err := decodeUpdate(line)
+		u, err := decodeUpdate(line, sources)
 		return lineUpdate, u, Header{}, err
 	case '{':
 		h, err := decodeHeader(line)
@@ -183,8 +184,27 @@ func decodeLine(line []byte) (lineKind, Update, Header, error) {
 	return lineIgnored, Update{}, Header{}, nil
 }
 
-func decodeUpdate(line []byte) (Update, error) {
-	elems, err := jsjson.SplitArray(line)
+// sourceCache remembers the last source decoded on a stream, so that a run
+// of updates from one source shares one string.
+type sourceCache struct {
+	lit []byte
+	s   string
+}
+
+func (c *sourceCache) unquote(lit []byte) (string, error) {
+	if c != nil && c.lit != nil && bytes.Equal(lit, c.lit) {
+		return c.s, nil
+	}
+	s, err := jsjson.Unquote(lit)
+	if err == nil && c != nil {
+		c.lit, c.s = append(c.lit[:0], lit...), s
+	}
+	return s, err
+}
+
+func decodeUpdate(line []byte, sources *sourceCache) (Update, error) {
+	var buf [4][]byte
+	elems, err := jsjson.AppendSplitArray(buf[:0], line)
 	if err != nil {
 		return Update{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
@@ -198,7 +218,7 @@ func decodeUpdate(line []byte) (Update, error) {
 	if math.IsInf(ts, 0) || math.IsNaN(ts) {
 		return Update{}, fmt.Errorf("%w: update timestamp is not finite", ErrProtocol)
 	}
-	src, err := jsjson.Unquote(elems[2])
+	src, err := sources.unquote(elems[2])
 	if err != nil {
 		return Update{}, fmt.Errorf("%w: update source: %w", ErrProtocol, err)
 	}

@@ -156,8 +156,8 @@ func (l *eventLog) History(clock scuttlebutt.Clock) []scuttlebutt.Update {
 // ApplyUpdate implements scuttlebutt.Doc. A change that is not
 // [string, args...] is refused.
 func (l *eventLog) ApplyUpdate(u scuttlebutt.Update) bool {
-	elems, err := jsjson.SplitArray(u.Change)
-	if err != nil || len(elems) == 0 || len(elems[0]) == 0 || elems[0][0] != '"' {
+	elems := jsjson.SplitCanonical(nil, u.Change)
+	if len(elems) == 0 || len(elems[0]) == 0 || elems[0][0] != '"' {
 		return false
 	}
 	name, err := jsjson.Unquote(elems[0])

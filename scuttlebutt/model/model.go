@@ -11,6 +11,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
@@ -63,7 +64,7 @@ func (m *Model) Get(key string) (value json.RawMessage, ok bool) {
 	if !found {
 		return nil, false
 	}
-	v := m.st.values[i]
+	v := m.st.slots.at(i).value
 	return v, v != nil
 }
 
@@ -85,10 +86,10 @@ func (m *Model) GetInto(key string, v any) (ok bool, err error) {
 func (m *Model) Keys() []string {
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
-	keys := make([]string, 0, len(m.st.keys))
-	for i, k := range m.st.keys {
-		if m.st.values[i] != nil {
-			keys = append(keys, k)
+	keys := make([]string, 0, m.st.slots.n-m.st.deleted)
+	for i := range m.st.slots.n {
+		if sl := m.st.slots.at(i); sl.value != nil {
+			keys = append(keys, sl.key)
 		}
 	}
 	return keys
@@ -98,17 +99,17 @@ func (m *Model) Keys() []string {
 func (m *Model) Len() int {
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
-	return len(m.st.keys) - m.st.deleted
+	return m.st.slots.n - m.st.deleted
 }
 
 // Snapshot returns a copy of the key-value pairs, deleted keys left out.
 func (m *Model) Snapshot() map[string]json.RawMessage {
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
-	out := make(map[string]json.RawMessage, len(m.st.keys))
-	for i, k := range m.st.keys {
-		if v := m.st.values[i]; v != nil {
-			out[k] = v
+	out := make(map[string]json.RawMessage, m.st.slots.n-m.st.deleted)
+	for i := range m.st.slots.n {
+		if sl := m.st.slots.at(i); sl.value != nil {
+			out[sl.key] = sl.value
 		}
 	}
 	return out
@@ -120,16 +121,16 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
 	out := []byte{'{'}
-	for i, k := range m.st.keys {
-		v := m.st.values[i]
-		if v == nil {
+	for i := range m.st.slots.n {
+		sl := m.st.slots.at(i)
+		if sl.value == nil {
 			continue
 		}
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(jsjson.AppendString(out, k), ':')
-		out = append(out, v...)
+		out = append(jsjson.AppendString(out, sl.key), ':')
+		out = append(out, sl.value...)
 	}
 	return append(out, '}'), nil
 }
@@ -148,19 +149,36 @@ func (m *Model) OnChangeKey(key string, fn func(value json.RawMessage)) (remove 
 }
 
 // store is the Doc of a Model: the latest update per key.
+//
+// Keys live in slots, numbered in the order keys were first set and kept in
+// fixed-size chunks, so the store grows without copying. The log lists the
+// slots in history order, so that History is a filtered scan: updates
+// almost always arrive in that order, and the log is sorted again only when
+// one did not. A superseded entry stays in the log, marked dead, until the
+// next sort or compaction.
 type store struct {
 	r *scuttlebutt.Replica
 
-	mu      sync.RWMutex
-	index   map[string]int // key -> position in keys, updates and values
-	keys    []string
-	updates []scuttlebutt.Update
-	values  []json.RawMessage // nil when deleted
-	deleted int
+	mu       sync.RWMutex
+	index    map[string]int // key -> slot
+	slots    chunked[slot]
+	log      []int32 // slots in history order; -1 is a dead entry
+	dead     int     // dead entries in log
+	unsorted bool    // an update arrived out of history order since the last sort
+	last     scuttlebutt.Update
+	deleted  int // keys whose value is null
 
 	lmu       sync.Mutex
 	nextID    int
 	listeners map[int]listener
+}
+
+// A slot is one key: its latest update and value, and where it is in the log.
+type slot struct {
+	key   string
+	u     scuttlebutt.Update
+	value json.RawMessage // a part of u.Change; nil when null
+	pos   int             // index in log
 }
 
 type listener struct {
@@ -186,12 +204,11 @@ func (st *store) listen(key string, all bool, fn func(string, json.RawMessage)) 
 }
 
 // parseChange splits a Model change [key, value] into its parts. A missing
-// value is null, as in JavaScript.
+// value is null, as in JavaScript. The change is valid canonical JSON (see
+// scuttlebutt.Doc).
 func parseChange(change json.RawMessage) (key string, value json.RawMessage, err error) {
-	elems, err := jsjson.SplitArray(change)
-	if err != nil {
-		return "", nil, err
-	}
+	var buf [3][]byte
+	elems := jsjson.SplitCanonical(buf[:0], change)
 	if len(elems) == 0 || len(elems[0]) == 0 || elems[0][0] != '"' {
 		return "", nil, fmt.Errorf("model: change is not [key, value] with a string key")
 	}
@@ -206,20 +223,29 @@ func parseChange(change json.RawMessage) (key string, value json.RawMessage, err
 
 // History implements scuttlebutt.Doc.
 func (st *store) History(clock scuttlebutt.Clock) []scuttlebutt.Update {
-	st.mu.RLock()
+	st.mu.Lock() // History may sort the log
+	defer st.mu.Unlock()
+	if st.unsorted {
+		st.sortLog()
+	}
 	var out []scuttlebutt.Update
-	for _, u := range st.updates {
-		if clock == nil || clock.Lacks(u) {
-			out = append(out, u)
+	if len(clock) == 0 {
+		out = make([]scuttlebutt.Update, 0, len(st.log)-st.dead)
+	}
+	for _, i := range st.log {
+		if i < 0 {
+			continue
+		}
+		if u := &st.slots.at(int(i)).u; clock.Lacks(*u) {
+			out = append(out, *u)
 		}
 	}
-	st.mu.RUnlock()
-	scuttlebutt.SortHistory(out)
 	return out
 }
 
 // ApplyUpdate implements scuttlebutt.Doc. A change that is not
-// [string, value] is refused.
+// [string, value] is refused, and so is an update that is not newer than
+// the key's current one.
 func (st *store) ApplyUpdate(u scuttlebutt.Update) bool {
 	key, value, err := parseChange(u.Change)
 	if err != nil {
@@ -227,33 +253,94 @@ func (st *store) ApplyUpdate(u scuttlebutt.Update) bool {
 	}
 	st.mu.Lock()
 	i, found := st.index[key]
-	switch {
-	case !found:
-		i = len(st.keys)
-		st.index[key] = i
-		st.keys = append(st.keys, key)
-		st.updates = append(st.updates, u)
-		st.values = append(st.values, value)
-		if value == nil {
-			st.deleted++
+	var sl *slot
+	if found {
+		sl = st.slots.at(i)
+		if !u.Newer(sl.u) {
+			st.mu.Unlock()
+			return false
 		}
-	case !u.Newer(st.updates[i]):
-		st.mu.Unlock()
-		return false
-	default:
-		if st.values[i] == nil {
+		st.log[sl.pos] = -1
+		st.dead++
+		if sl.value == nil {
 			st.deleted--
 		}
-		if value == nil {
-			st.deleted++
-		}
-		st.updates[i] = u
-		st.values[i] = value
+	} else {
+		i = st.slots.add()
+		st.index[key] = i
+		sl = st.slots.at(i)
+		sl.key = key
+	}
+	sl.u, sl.value = u, value
+	if value == nil {
+		st.deleted++
+	}
+	if len(st.log) > 0 && !u.Newer(st.last) {
+		st.unsorted = true
+	}
+	st.last = u
+	sl.pos = len(st.log)
+	st.log = append(st.log, int32(i))
+	if st.dead > 1024 && st.dead > len(st.log)/2 {
+		st.compact()
 	}
 	st.mu.Unlock()
 	st.notify(key, value)
 	return true
 }
+
+// compact drops the dead entries from the log.
+func (st *store) compact() {
+	live := make([]int32, 0, len(st.log)-st.dead)
+	for _, i := range st.log {
+		if i >= 0 {
+			st.slots.at(int(i)).pos = len(live)
+			live = append(live, i)
+		}
+	}
+	st.log, st.dead = live, 0
+}
+
+// sortLog puts the log back into history order.
+func (st *store) sortLog() {
+	st.compact()
+	slices.SortFunc(st.log, func(a, b int32) int {
+		ua, ub := &st.slots.at(int(a)).u, &st.slots.at(int(b)).u
+		switch {
+		case ua.Newer(*ub):
+			return 1
+		case ub.Newer(*ua):
+			return -1
+		}
+		return 0
+	})
+	for p, i := range st.log {
+		st.slots.at(int(i)).pos = p
+	}
+	st.unsorted = false
+	if n := len(st.log); n > 0 {
+		st.last = st.slots.at(int(st.log[n-1])).u
+	}
+}
+
+// chunked is a growable array in fixed-size chunks: it grows without
+// copying, and pointers to its elements stay valid.
+type chunked[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+const chunkBits = 10
+
+func (c *chunked[T]) add() int {
+	if c.n>>chunkBits == len(c.chunks) {
+		c.chunks = append(c.chunks, make([]T, 1<<chunkBits))
+	}
+	c.n++
+	return c.n - 1
+}
+
+func (c *chunked[T]) at(i int) *T { return &c.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
 
 func (st *store) notify(key string, value json.RawMessage) {
 	st.lmu.Lock()

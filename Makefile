@@ -1,0 +1,24 @@
+# Scuttle: make test runs everything CI runs; make help lists the targets.
+
+FUZZTIME ?= 10s
+
+.PHONY: test interop vet fuzz bench demo help
+
+test: ## install the JavaScript peers if needed, then vet and run every test with -race
+	./scripts/test.sh
+
+interop: ## install the JavaScript peers (npm ci in interop/) if missing or stale
+	./scripts/interop.sh
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench: ## Go benchmarks, then the side-by-side Go/JavaScript replication benchmark
+	go test -run '^$$' -bench . -benchtime 10x ./scuttlebutt/...
+	go run ./bench/sbrepl -n 100000 -runs 3
+
+demo: ## a live replicated key-value store on 127.0.0.1:7000
+	go run ./cmd/sbkv -listen 127.0.0.1:7000
+
+help:
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
