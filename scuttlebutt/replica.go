@@ -156,11 +156,11 @@ func (r *Replica) History(clock Clock) []Update {
 // LocalUpdate applies a change made by this replica and returns the update.
 // change must be one JSON value; it is stored in canonical form.
 //
-// Its timestamp is the wall clock in milliseconds, raised above every
-// timestamp this replica has applied from any source: timestamps of one
-// replica strictly increase even when the clock goes backwards, and a local
-// change always supersedes what the replica has seen, even from a peer with
-// a fast clock.
+// Its timestamp is Timestamp(), raised above every timestamp this replica
+// has applied from any source (a hybrid logical clock): timestamps strictly
+// increase even when the wall clock goes backwards, and a local change
+// always supersedes what the replica has seen, even from a peer with a fast
+// clock.
 func (r *Replica) LocalUpdate(change json.RawMessage) (Update, error) {
 	c, err := jsjson.Canonical(change)
 	if err != nil {
@@ -178,7 +178,7 @@ func (r *Replica) LocalUpdate(change json.RawMessage) (Update, error) {
 }
 
 func (r *Replica) nextTimestamp() float64 {
-	ts := float64(r.cfg.now().UnixMilli())
+	ts := nextTimestamp(r.cfg.now)
 	if ts <= r.maxTs {
 		ts = math.Nextafter(r.maxTs, math.Inf(1))
 	}
