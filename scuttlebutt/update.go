@@ -204,7 +204,7 @@ func (c *sourceCache) unquote(lit []byte) (string, error) {
 
 func decodeUpdate(line []byte, sources *sourceCache) (Update, error) {
 	var buf [4][]byte
-	elems, err := jsjson.AppendSplitArray(buf[:0], line)
+	elems, err := jsjson.AppendSplitArrayRaw(buf[:0], line, 1) // the timestamp is parsed below
 	if err != nil {
 		return Update{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}

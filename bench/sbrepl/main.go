@@ -126,12 +126,13 @@ func fetch(port, n int) error {
 	s := m.NewStream(scuttlebutt.OnSyncReceived(func() { close(synced) }),
 		scuttlebutt.OnHeader(func(scuttlebutt.Header) { tHeader = time.Since(t0) }))
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, cc) }()
 	select {
 	case <-synced:
 	case err := <-done:
-		return fmt.Errorf("connection ended before sync: %v", err)
+		return fmt.Errorf("connection ended before sync: %w", err)
 	case <-time.After(120 * time.Second):
 		return errors.New("no sync within 120 s")
 	}

@@ -14,9 +14,11 @@ package jsjson
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -143,8 +145,14 @@ func Valid(data []byte) error {
 }
 
 // Canonical validates that data holds exactly one JSON value and returns it
-// without insignificant whitespace and with every non-ASCII character
-// escaped. When data is already in that form the result aliases data.
+// as JavaScript's JSON.stringify(JSON.parse(data)) writes it, but with every
+// code unit from 0x80 up escaped: no insignificant whitespace; numbers in
+// ECMAScript's shortest form (-0 as 0, out of range as null); object keys in
+// JavaScript's order (array indices ascending, then the others in order, a
+// duplicate's last value at its first place); strings with only the escapes
+// JSON.stringify uses. Every replica, Go or JavaScript, then holds the same
+// bytes for a value. When data is already in that form the result aliases
+// data.
 func Canonical(data []byte) ([]byte, error) {
 	start := skipSpace(data, 0)
 	s := scanner{data: data, canon: true}
@@ -169,6 +177,13 @@ func SplitArray(data []byte) ([][]byte, error) { return AppendSplitArray(nil, da
 // AppendSplitArray is SplitArray appending the elements to dst, so that a
 // caller can reuse a buffer.
 func AppendSplitArray(dst [][]byte, data []byte) ([][]byte, error) {
+	return AppendSplitArrayRaw(dst, data, -1)
+}
+
+// AppendSplitArrayRaw is AppendSplitArray, except that the element at index
+// raw is validated but returned as written, not in canonical form: for a
+// caller that decodes it anyway, such as a number it parses.
+func AppendSplitArrayRaw(dst [][]byte, data []byte, raw int) ([][]byte, error) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '[' {
 		return nil, &SyntaxError{Offset: i, Msg: "not an array"}
@@ -180,14 +195,14 @@ func AppendSplitArray(dst [][]byte, data []byte) ([][]byte, error) {
 		i++
 	} else {
 		for {
-			s.canon = true
+			s.canon = len(elems)-len(dst) != raw // no canonical checks on the raw element
 			start := i
 			end, err := s.value(i, 1)
 			if err != nil {
 				return nil, err
 			}
 			v := data[start:end]
-			if !s.canon {
+			if !s.canon && len(elems)-len(dst) != raw {
 				v = rewrite(v)
 			}
 			elems = append(elems, v)
@@ -355,6 +370,7 @@ func (s *scanner) object(i, depth int) (int, error) {
 	if i < len(s.data) && s.data[i] == '}' {
 		return i + 1, nil
 	}
+	var keys objectKeys
 	for {
 		if i >= len(s.data) || s.data[i] != '"' {
 			return i, s.err(i, "expected a string key in object")
@@ -362,6 +378,9 @@ func (s *scanner) object(i, depth int) (int, error) {
 		end, err := s.str(i)
 		if err != nil {
 			return end, err
+		}
+		if s.canon && !keys.add(s.data[i:end]) {
+			s.canon = false
 		}
 		i = s.space(end)
 		if i >= len(s.data) || s.data[i] != ':' {
@@ -425,15 +444,27 @@ func (s *scanner) str(i int) (int, error) {
 				return i, s.err(i, "unexpected end of input in string escape")
 			}
 			switch s.data[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
+			case '/':
+				s.canon = false // JSON.stringify writes '/' as is
 			case 'u':
 				if i+4 >= len(s.data) {
 					return i, s.err(i, "unexpected end of input in \\u escape")
 				}
+				var u rune
 				for _, h := range s.data[i+1 : i+5] {
 					if !isHex(h) {
 						return i, s.err(i, "invalid \\u escape")
 					}
+					if h >= 'A' && h <= 'F' {
+						s.canon = false
+					}
+					u = u<<4 | rune(hexVal(h))
+				}
+				// Canonical form escapes only control characters without a
+				// short escape, and every non-ASCII code unit.
+				if u >= 0x20 && u < 0x80 || u == '\b' || u == '\f' || u == '\n' || u == '\r' || u == '\t' {
+					s.canon = false
 				}
 				i += 4
 			default:
@@ -448,11 +479,48 @@ func (s *scanner) str(i int) (int, error) {
 	return i, s.err(i, "unexpected end of input in string")
 }
 
+func hexVal(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 func (s *scanner) number(i int) (int, error) {
+	end, err := s.scanNumber(i)
+	if err == nil && s.canon && !isJSNumber(s.data[i:end]) {
+		s.canon = false
+	}
+	return end, err
+}
+
+// isJSNumber reports whether lit, a valid JSON number, is written as
+// JavaScript's JSON.stringify writes the float64 it denotes.
+func isJSNumber(lit []byte) bool {
+	digits := lit
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) <= 15 && !bytes.ContainsAny(digits, ".eE") {
+		// An integer below 10^15: exact, and written as is, but for -0.
+		return string(lit) != "-0"
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		return false // out of range: JavaScript reads Infinity and writes null
+	}
+	var buf [32]byte
+	return bytes.Equal(AppendFloat(buf[:0], f), lit)
+}
+
+func (s *scanner) scanNumber(i int) (int, error) {
 	d := s.data
 	if d[i] == '-' {
 		i++
@@ -498,31 +566,227 @@ func (s *scanner) literal(i int, lit string) (int, error) {
 	return i + len(lit), nil
 }
 
-// rewrite returns valid JSON v without insignificant whitespace and with
-// non-ASCII characters in strings escaped.
-func rewrite(v []byte) []byte {
-	out := make([]byte, 0, len(v)+16)
-	inString := false
-	for i := 0; i < len(v); {
-		c := v[i]
-		switch {
-		case inString && c == '\\':
-			out = append(out, c, v[i+1])
-			i += 2
-			continue
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			i++
-			continue
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(v[i:])
-			out = appendEscapedRune(out, r)
-			i += size
-			continue
+// objectKeys checks that the keys of an object come in the order
+// JavaScript keeps them: array indices ascending, then the other keys, and
+// no key twice (JSON.parse keeps the last value at the first position).
+type objectKeys struct {
+	small   [8][]byte // the first keys, while there are few
+	n       int       // keys in small
+	set     map[string]struct{}
+	lastIdx int64 // the last array index seen plus one, 0 if none
+	named   bool  // a key that is not an array index was seen
+}
+
+// add takes the next key, a canonical string literal, and reports whether
+// the keys are still in JavaScript order.
+func (k *objectKeys) add(lit []byte) bool {
+	if idx, ok := arrayIndex(lit); ok {
+		if k.named || idx+1 <= k.lastIdx {
+			return false
 		}
-		out = append(out, c)
-		i++
+		k.lastIdx = idx + 1
+	} else {
+		k.named = true
 	}
+	if k.set != nil {
+		if _, dup := k.set[string(lit)]; dup {
+			return false
+		}
+		k.set[string(lit)] = struct{}{}
+		return true
+	}
+	for _, l := range k.small[:k.n] {
+		if bytes.Equal(l, lit) {
+			return false
+		}
+	}
+	if k.n < len(k.small) {
+		k.small[k.n] = lit
+		k.n++
+		return true
+	}
+	k.set = make(map[string]struct{}, 2*len(k.small))
+	for _, l := range k.small {
+		k.set[string(l)] = struct{}{}
+	}
+	k.set[string(lit)] = struct{}{}
+	return true
+}
+
+// arrayIndex reports whether the string literal lit (quotes included, no
+// escapes) is an array index in JavaScript: "0", or digits without a leading
+// zero below 2^32-1.
+func arrayIndex(lit []byte) (int64, bool) {
+	d := lit[1 : len(lit)-1]
+	if len(d) == 0 || len(d) > 10 || len(d) > 1 && d[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, n < 1<<32-1
+}
+
+// rewrite returns valid JSON v in canonical form: what JSON.stringify
+// writes for JSON.parse(v), with every non-ASCII code unit escaped.
+func rewrite(v []byte) []byte {
+	out, _ := appendCanonical(make([]byte, 0, len(v)+16), v, 0)
 	return out
+}
+
+// appendCanonical appends the canonical form of the valid JSON value at
+// v[i:] and returns the index after the value.
+func appendCanonical(dst, v []byte, i int) ([]byte, int) {
+	i = skipSpace(v, i)
+	switch c := v[i]; c {
+	case '"':
+		end := stringEnd(v, i)
+		return appendCanonicalString(dst, v[i:end]), end
+	case '[':
+		dst = append(dst, '[')
+		if i = skipSpace(v, i+1); v[i] == ']' {
+			return append(dst, ']'), i + 1
+		}
+		for {
+			dst, i = appendCanonical(dst, v, i)
+			if i = skipSpace(v, i); v[i] == ']' {
+				return append(dst, ']'), i + 1
+			}
+			dst = append(dst, ',')
+			i++
+		}
+	case '{':
+		type member struct{ key, val []byte }
+		var ms []member
+		at := map[string]int{}
+		if i = skipSpace(v, i+1); v[i] == '}' {
+			return append(dst, '{', '}'), i + 1
+		}
+		for {
+			end := stringEnd(v, i)
+			key := appendCanonicalString(nil, v[i:end])
+			i = skipSpace(v, end) + 1 // the ':'
+			var val []byte
+			val, i = appendCanonical(nil, v, i)
+			// JSON.parse keeps the last value of a key at its first place.
+			if j, dup := at[string(key)]; dup {
+				ms[j].val = val
+			} else {
+				at[string(key)] = len(ms)
+				ms = append(ms, member{key, val})
+			}
+			if i = skipSpace(v, i); v[i] == '}' {
+				i++
+				break
+			}
+			i = skipSpace(v, i+1)
+		}
+		// JavaScript lists array indices first, ascending, then the other
+		// keys in the order they were added.
+		slices.SortStableFunc(ms, func(a, b member) int {
+			ia, oka := arrayIndex(a.key)
+			ib, okb := arrayIndex(b.key)
+			switch {
+			case oka && okb:
+				return cmp.Compare(ia, ib)
+			case oka:
+				return -1
+			case okb:
+				return 1
+			}
+			return 0
+		})
+		dst = append(dst, '{')
+		for j, m := range ms {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(append(append(dst, m.key...), ':'), m.val...)
+		}
+		return append(dst, '}'), i
+	case 't':
+		return append(dst, "true"...), i + 4
+	case 'f':
+		return append(dst, "false"...), i + 5
+	case 'n':
+		return append(dst, "null"...), i + 4
+	}
+	end := i
+	for end < len(v) && bytes.IndexByte([]byte("+-.0123456789eE"), v[end]) >= 0 {
+		end++
+	}
+	// Out of range reads as an infinity, which JSON.stringify writes as null.
+	f, _ := strconv.ParseFloat(string(v[i:end]), 64)
+	return AppendFloat(dst, f), end
+}
+
+// stringEnd returns the index after the valid string literal at v[i:].
+func stringEnd(v []byte, i int) int {
+	for i++; v[i] != '"'; i++ {
+		if v[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// appendCanonicalString appends the valid string literal lit as
+// JSON.stringify writes the string it denotes, with every code unit from
+// 0x80 up escaped. Lone surrogates survive, as in JavaScript; invalid UTF-8
+// reads as U+FFFD.
+func appendCanonicalString(dst, lit []byte) []byte {
+	dst = append(dst, '"')
+	for i := 1; i < len(lit)-1; {
+		c := lit[i]
+		switch {
+		case c == '\\':
+			switch e := lit[i+1]; e {
+			case 'u':
+				var u rune
+				for _, h := range lit[i+2 : i+6] {
+					u = u<<4 | rune(hexVal(h))
+				}
+				dst = appendUnit(dst, u)
+				i += 6
+				continue
+			case 'b':
+				dst = appendUnit(dst, '\b')
+			case 'f':
+				dst = appendUnit(dst, '\f')
+			case 'n':
+				dst = appendUnit(dst, '\n')
+			case 'r':
+				dst = appendUnit(dst, '\r')
+			case 't':
+				dst = appendUnit(dst, '\t')
+			default: // " \\ /
+				dst = appendUnit(dst, rune(e))
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = appendUnit(dst, rune(c))
+			i++
+		default:
+			r, size := utf8.DecodeRune(lit[i:])
+			dst = appendEscapedRune(dst, r)
+			i += size
+		}
+	}
+	return append(dst, '"')
+}
+
+// appendUnit appends one UTF-16 code unit as JSON.stringify writes it, but
+// escaping every unit from 0x80 up.
+func appendUnit(dst []byte, u rune) []byte {
+	if u < utf8.RuneSelf {
+		if u < 0x20 || u == '"' || u == '\\' {
+			return appendEscapedByte(dst, byte(u))
+		}
+		return append(dst, byte(u))
+	}
+	return appendU(dst, u)
 }
