@@ -62,6 +62,9 @@ func (s *Stream) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		}
 	}()
 	wg.Wait()
+	if !stop() { // ctx is done and its AfterFunc has started
+		once.Do(func() { firstErr = ctx.Err() })
+	}
 	conn.Close()
 	s.Close()
 	once.Do(func() {})

@@ -32,7 +32,8 @@ var (
 // Replica (except Notify) and must not block.
 type Doc interface {
 	// History returns every retained update that a peer with the given
-	// clock lacks (see Clock.Lacks), sorted by SortHistory.
+	// clock lacks (see Clock.Lacks), sorted by SortHistory, in a new slice:
+	// the caller owns it and may modify it (a Stream queues it as is).
 	History(clock Clock) []Update
 	// ApplyUpdate applies an update that passed the freshness check. Its
 	// Change is valid JSON in canonical form (jsjson.Canonical): single
@@ -190,7 +191,7 @@ func (r *Replica) nextTimestamp() float64 {
 // is not newer than what the replica has from its source, or when the data
 // type does not keep it.
 func (r *Replica) Apply(u Update) bool {
-	if math.IsNaN(u.Timestamp) || math.IsInf(u.Timestamp, 0) {
+	if !validTimestamp(u.Timestamp) {
 		return false
 	}
 	c, err := jsjson.Canonical(u.Change)

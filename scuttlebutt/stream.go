@@ -137,10 +137,12 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 		o(&s.cfg)
 	}
 	var meta []byte
+	var metaErr error
 	if s.cfg.hasMeta {
-		var err error
-		if meta, err = jsjson.Marshal(s.cfg.meta); err != nil {
-			s.err = fmt.Errorf("scuttlebutt: stream meta: %w", err)
+		if meta, metaErr = jsjson.Marshal(s.cfg.meta); metaErr != nil {
+			metaErr = fmt.Errorf("meta: %w", metaErr)
+		} else if string(meta) == "null" {
+			meta = nil // npm scuttlebutt sends meta only when it is set
 		}
 	}
 	s.syncRecv = !s.cfg.writable
@@ -157,6 +159,9 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 	}
 	s.mu.Unlock()
 	r.mu.Unlock()
+	if metaErr != nil {
+		s.fail(metaErr)
+	}
 	return s
 }
 
@@ -387,7 +392,7 @@ func (s *Stream) inputErr() error {
 }
 
 func (s *Stream) failInput(err error) error {
-	s.batch = s.batch[:0]
+	s.flushBatch() // the lines before the bad one count, however the input was chunked
 	s.fail(err)
 	return s.Err()
 }
@@ -502,6 +507,9 @@ func (s *Stream) shut(err error, now bool) {
 	s.inDone = true
 	s.outEnding = true
 	s.resync = false
+	if !now && s.header == nil && s.qhead == len(s.queue) && s.syncAt < 0 && s.outOff == len(s.out) {
+		now = true // nothing left to send
+	}
 	if now {
 		s.outDone = true
 		s.header = nil

@@ -215,8 +215,8 @@ func decodeUpdate(line []byte, sources *sourceCache) (Update, error) {
 	if err != nil {
 		return Update{}, fmt.Errorf("%w: update timestamp: %w", ErrProtocol, err)
 	}
-	if math.IsInf(ts, 0) || math.IsNaN(ts) {
-		return Update{}, fmt.Errorf("%w: update timestamp is not finite", ErrProtocol)
+	if !validTimestamp(ts) {
+		return Update{}, fmt.Errorf("%w: update timestamp %v is out of range", ErrProtocol, ts)
 	}
 	src, err := sources.unquote(elems[2])
 	if err != nil {
@@ -249,10 +249,11 @@ func decodeHeader(line []byte) (Header, error) {
 	// The id is informational; npm scuttlebutt sends a string.
 	_ = json.Unmarshal(raw.ID, &h.ID)
 	for src, v := range raw.Clock {
-		// npm scuttlebutt reads a missing, null, zero or non-number entry as
-		// "send everything", which is what leaving it out of the clock means.
+		// A null or non-number entry means "send everything", which is what
+		// leaving it out of the clock means. (A 0 is kept: it means the peer
+		// has the update at 0; see the package documentation.)
 		ts, err := jsjson.ParseNumber(v)
-		if err != nil || ts == 0 {
+		if err != nil {
 			continue
 		}
 		h.Clock[src] = ts
@@ -261,4 +262,11 @@ func decodeHeader(line []byte) (Header, error) {
 		h.Meta = raw.Meta
 	}
 	return h, nil
+}
+
+// validTimestamp reports whether ts can be accepted from a peer: finite, and
+// below the largest float64, so that a later local timestamp (see
+// Replica.LocalUpdate) is still finite.
+func validTimestamp(ts float64) bool {
+	return !math.IsNaN(ts) && !math.IsInf(ts, 0) && ts < math.MaxFloat64
 }

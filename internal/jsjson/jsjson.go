@@ -57,6 +57,9 @@ func AppendString(dst []byte, s string) []byte {
 			i++
 		} else {
 			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				size = illFormedLen(s[i:])
+			}
 			dst = appendEscapedRune(dst, r)
 			i += size
 		}
@@ -772,6 +775,9 @@ func appendCanonicalString(dst, lit []byte) []byte {
 			i++
 		default:
 			r, size := utf8.DecodeRune(lit[i:])
+			if r == utf8.RuneError && size == 1 {
+				size = illFormedLen(lit[i:])
+			}
 			dst = appendEscapedRune(dst, r)
 			i += size
 		}
@@ -789,4 +795,32 @@ func appendUnit(dst []byte, u rune) []byte {
 		return append(dst, byte(u))
 	}
 	return appendU(dst, u)
+}
+
+// illFormedLen returns the length of the maximal ill-formed subsequence at
+// the start of b, which does not start with a valid UTF-8 sequence: the
+// bytes a JavaScript (WHATWG) decoder replaces with one U+FFFD.
+func illFormedLen[T string | []byte](b T) int {
+	n, lo, hi := 0, byte(0x80), byte(0xBF)
+	switch c := b[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		n = 1
+	case c == 0xE0:
+		n, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		n = 2
+	case c == 0xED:
+		n, hi = 2, 0x9F
+	case c == 0xF0:
+		n, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		n = 3
+	case c == 0xF4:
+		n, hi = 3, 0x8F
+	}
+	i := 1
+	for ; i <= n && i < len(b) && b[i] >= lo && b[i] <= hi; i++ {
+		lo, hi = 0x80, 0xBF
+	}
+	return i
 }
