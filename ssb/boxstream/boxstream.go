@@ -122,13 +122,13 @@ func (w *Writer) Close() error {
 // underlying reader ends without one, and ErrAuth or ErrFrame on a bad
 // frame; after an error every Read returns it again.
 type Reader struct {
-	r      io.Reader
-	key    [32]byte
-	nonce  [24]byte
-	frame  [HeaderSize + MaxChunk]byte
-	plain  []byte // decrypted bytes not yet read
-	buf    [MaxChunk]byte
-	err    error
+	r     io.Reader
+	key   [32]byte
+	nonce [24]byte
+	frame [HeaderSize + MaxChunk]byte
+	plain []byte // decrypted bytes not yet read
+	buf   [MaxChunk]byte
+	err   error
 }
 
 // NewReader returns a Reader that decrypts with key, starting at nonce.
