@@ -1,0 +1,537 @@
+// Package muxrpc implements the RPC protocol of Secure Scuttlebutt
+// (muxrpc over packet-stream-codec): both peers call each other's methods
+// on one connection, as async calls (one answer), sources (a stream of
+// answers), sinks (a stream of arguments) and duplex streams.
+//
+// A request is a JSON packet {"name":[...],"type":...,"args":[...]} with a
+// request number counted from 1 by each side; answers and stream packets
+// of the callee carry the negated number. A stream ends when each side has
+// sent an end packet (body true, or an error object). Nine zero bytes end
+// the connection.
+//
+// Back-pressure: each stream buffers at most StreamBuffer packets from the
+// peer; past that the connection's reader waits for the stream's consumer,
+// which in turn slows the peer through TCP. Memory per connection is thus
+// bounded by the number of open streams times StreamBuffer packets of at
+// most the body limit.
+package muxrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+)
+
+// CallType is the kind of a method.
+type CallType string
+
+// Call types of a manifest. A "sync" method is called as "async".
+const (
+	Async  CallType = "async"
+	Sync   CallType = "sync"
+	Source CallType = "source"
+	Sink   CallType = "sink"
+	Duplex CallType = "duplex"
+)
+
+// StreamBuffer is how many packets a stream buffers before the reader of
+// the connection waits.
+const StreamBuffer = 64
+
+// A Method is a method name as a path: blobs.has is ["blobs", "has"].
+type Method []string
+
+func (m Method) String() string { return strings.Join(m, ".") }
+
+// ParseMethod splits a dotted name.
+func ParseMethod(s string) Method { return strings.Split(s, ".") }
+
+// An Error is an error sent by the peer, or to it:
+// {"name":"Error","message":...,"stack":...}.
+type Error struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"`
+}
+
+func (e *Error) Error() string { return "muxrpc: remote error: " + e.Message }
+
+// Errors of an Endpoint.
+var (
+	// ErrClosed reports a call or stream on an endpoint that has ended.
+	ErrClosed = errors.New("muxrpc: connection closed")
+	// ErrProtocol reports a packet that breaks the protocol.
+	ErrProtocol = errors.New("muxrpc: protocol error")
+)
+
+// A Handler answers the peer's requests. HandleCall runs in its own
+// goroutine per request; ctx ends with the connection. For an async
+// request it must call Return or Fail; for a stream it uses Stream, and
+// the stream is ended (with true) when HandleCall returns if it was not.
+type Handler interface {
+	HandleCall(ctx context.Context, req *Request)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request)
+
+// HandleCall calls f.
+func (f HandlerFunc) HandleCall(ctx context.Context, req *Request) { f(ctx, req) }
+
+// A Request is a call from the peer.
+type Request struct {
+	Method Method
+	Type   CallType
+	Args   json.RawMessage // the JSON array of arguments
+
+	e        *Endpoint
+	num      int32 // the peer's request number
+	stream   *Stream
+	answered bool
+}
+
+// Stream returns the request's stream (nil for an async request).
+func (r *Request) Stream() *Stream { return r.stream }
+
+// Return answers an async request with v encoded as JSON. For a stream it
+// sends v as one item.
+func (r *Request) Return(v any) error {
+	body, typ, err := encodeBody(v)
+	if err != nil {
+		return err
+	}
+	return r.ReturnRaw(typ, body)
+}
+
+// ReturnRaw answers an async request with a body of the given type.
+func (r *Request) ReturnRaw(typ BodyType, body []byte) error {
+	if r.stream != nil {
+		return r.stream.SendRaw(typ, body)
+	}
+	if r.answered {
+		return fmt.Errorf("muxrpc: %s answered twice", r.Method)
+	}
+	r.answered = true
+	return r.e.send(Packet{Req: -r.num, Type: typ, Body: body})
+}
+
+// Fail answers the request with an error (an async error, or the end of
+// its stream with the error).
+func (r *Request) Fail(err error) error {
+	if r.stream != nil {
+		return r.stream.CloseWithError(err)
+	}
+	if r.answered {
+		return fmt.Errorf("muxrpc: %s answered twice", r.Method)
+	}
+	r.answered = true
+	return r.e.send(Packet{Req: -r.num, End: true, Type: JSON, Body: errorBody(err)})
+}
+
+func errorBody(err error) []byte {
+	e, ok := err.(*Error)
+	if !ok {
+		e = &Error{Name: "Error", Message: err.Error()}
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
+
+// encodeBody encodes a value for a packet: []byte as binary, anything else
+// as JSON (a string as a JSON string, so it is never empty).
+func encodeBody(v any) ([]byte, BodyType, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, Binary, nil
+	case json.RawMessage:
+		return x, JSON, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, 0, fmt.Errorf("muxrpc: encoding: %w", err)
+	}
+	return b, JSON, nil
+}
+
+// An Endpoint is one side of a muxrpc connection.
+type Endpoint struct {
+	conn    io.ReadWriteCloser
+	handler Handler
+	log     *slog.Logger
+	maxBody uint32
+
+	wmu  sync.Mutex
+	wbuf []byte
+
+	mu      sync.Mutex
+	nextReq int32
+	calls   map[int32]chan Packet // our async calls by request number
+	ours    map[int32]*Stream     // our streams by request number
+	theirs  map[int32]*Stream     // the peer's streams by its request number
+	closed  bool
+	err     error
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+}
+
+// An Option configures an Endpoint.
+type Option func(*Endpoint)
+
+// WithLogger sets the endpoint's logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(e *Endpoint) { e.log = l } }
+
+// WithMaxBody bounds the body of a packet from the peer (default
+// DefaultMaxBody).
+func WithMaxBody(n uint32) Option { return func(e *Endpoint) { e.maxBody = n } }
+
+// NewEndpoint returns an endpoint on conn whose incoming calls go to h
+// (nil refuses every call). Run Serve to start it.
+func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) *Endpoint {
+	e := &Endpoint{
+		conn:    conn,
+		handler: h,
+		log:     slog.New(slog.DiscardHandler),
+		maxBody: DefaultMaxBody,
+		nextReq: 1,
+		calls:   make(map[int32]chan Packet),
+		ours:    make(map[int32]*Stream),
+		theirs:  make(map[int32]*Stream),
+		done:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Serve reads and dispatches packets until the connection ends, ctx ends,
+// or Close is called; then it fails every pending call and stream, waits
+// for the handlers, and closes the connection. It returns nil after a
+// goodbye from the peer or Close.
+func (e *Endpoint) Serve(ctx context.Context) error {
+	e.mu.Lock()
+	e.ctx, e.cancel = context.WithCancel(ctx)
+	e.mu.Unlock()
+	stop := context.AfterFunc(e.ctx, func() { e.conn.Close() })
+	defer stop()
+
+	dec := NewDecoder(e.conn, e.maxBody)
+	var err error
+	for {
+		var p Packet
+		if p, err = dec.Next(); err != nil {
+			break
+		}
+		if err = e.dispatch(p); err != nil {
+			break
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil // goodbye
+	}
+	e.shutdown(err)
+	e.wg.Wait()
+	e.conn.Close()
+	close(e.done)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil || errors.Is(e.err, ErrClosed) {
+		return nil
+	}
+	return e.err
+}
+
+// Done is closed when Serve has returned.
+func (e *Endpoint) Done() <-chan struct{} { return e.done }
+
+// Close sends goodbye and ends the connection.
+func (e *Endpoint) Close() error {
+	e.wmu.Lock()
+	_, err := e.conn.Write(Goodbye[:])
+	e.wmu.Unlock()
+	e.shutdown(ErrClosed)
+	e.conn.Close()
+	return err
+}
+
+// shutdown fails everything pending with err (the first error wins).
+func (e *Endpoint) shutdown(err error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	if err == nil {
+		err = ErrClosed
+	}
+	e.err = err
+	calls, ours, theirs := e.calls, e.ours, e.theirs
+	e.calls, e.ours, e.theirs = nil, nil, nil
+	cancel := e.cancel
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	for _, c := range calls {
+		close(c)
+	}
+	for _, s := range ours {
+		s.abort(err)
+	}
+	for _, s := range theirs {
+		s.abort(err)
+	}
+	if !errors.Is(err, ErrClosed) {
+		e.log.Info("muxrpc: connection ended", "err", err)
+	}
+}
+
+func (e *Endpoint) send(p Packet) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	var err error
+	if e.wbuf, err = AppendPacket(e.wbuf[:0], p); err != nil {
+		return err
+	}
+	if _, err := e.conn.Write(e.wbuf); err != nil {
+		e.conn.Close()
+		return fmt.Errorf("muxrpc: write: %w", err)
+	}
+	return nil
+}
+
+// dispatch routes one packet.
+func (e *Endpoint) dispatch(p Packet) error {
+	if p.Req == 0 {
+		return fmt.Errorf("%w: packet with request number 0", ErrProtocol)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	if p.Req < 0 { // an answer to one of our requests
+		if c, ok := e.calls[-p.Req]; ok {
+			delete(e.calls, -p.Req)
+			e.mu.Unlock()
+			c <- p
+			return nil
+		}
+		s := e.ours[-p.Req]
+		e.mu.Unlock()
+		if s != nil {
+			s.receive(p)
+		}
+		return nil // late packets of finished calls are dropped
+	}
+	if s, ok := e.theirs[p.Req]; ok {
+		e.mu.Unlock()
+		s.receive(p)
+		return nil
+	}
+	e.mu.Unlock()
+	if p.End {
+		return nil // the end of a stream we already closed
+	}
+	return e.request(p)
+}
+
+// request starts a handler for a new request from the peer.
+func (e *Endpoint) request(p Packet) error {
+	var body struct {
+		Name Method          `json:"name"`
+		Type CallType        `json:"type"`
+		Args json.RawMessage `json:"args"`
+	}
+	if p.Type != JSON || json.Unmarshal(p.Body, &body) != nil || len(body.Name) == 0 {
+		return fmt.Errorf("%w: request %d is not a call: %.100q", ErrProtocol, p.Req, p.Body)
+	}
+	if len(body.Args) == 0 || string(body.Args) == "null" {
+		body.Args = json.RawMessage("[]")
+	}
+	if body.Type == "" && !p.Stream {
+		body.Type = Async // JavaScript muxrpc 6 leaves the type out of async calls
+	}
+	req := &Request{Method: body.Name, Type: body.Type, Args: body.Args, e: e, num: p.Req}
+	switch body.Type {
+	case Async, Sync:
+		req.Type = Async
+		if p.Stream {
+			return fmt.Errorf("%w: async request %d flagged as stream", ErrProtocol, p.Req)
+		}
+	case Source, Sink, Duplex:
+		if !p.Stream {
+			return fmt.Errorf("%w: %s request %d not flagged as stream", ErrProtocol, body.Type, p.Req)
+		}
+		req.stream = newStream(e, -p.Req, body.Type)
+		e.mu.Lock()
+		e.theirs[p.Req] = req.stream
+		e.mu.Unlock()
+	default:
+		return fmt.Errorf("%w: request %d of unknown type %q", ErrProtocol, p.Req, body.Type)
+	}
+	e.wg.Go(func() {
+		if e.handler == nil {
+			req.Fail(fmt.Errorf("method:%s is not in list of allowed methods", req.Method))
+		} else {
+			e.handler.HandleCall(e.ctx, req)
+		}
+		if req.stream != nil {
+			req.stream.Close()
+		} else if !req.answered {
+			req.Fail(fmt.Errorf("%s: no answer", req.Method))
+		}
+	})
+	return nil
+}
+
+func (e *Endpoint) newRequest(method Method, typ CallType, args []any) (int32, []byte, error) {
+	if args == nil {
+		args = []any{}
+	}
+	body, err := json.Marshal(struct {
+		Name Method   `json:"name"`
+		Type CallType `json:"type"`
+		Args []any    `json:"args"`
+	}{method, typ, args})
+	if err != nil {
+		return 0, nil, fmt.Errorf("muxrpc: %s: encoding arguments: %w", method, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, nil, ErrClosed
+	}
+	n := e.nextReq
+	e.nextReq++
+	return n, body, nil
+}
+
+// Async calls an async method and returns its JSON (or string or binary)
+// answer.
+func (e *Endpoint) Async(ctx context.Context, method Method, args ...any) (Packet, error) {
+	n, body, err := e.newRequest(method, Async, args)
+	if err != nil {
+		return Packet{}, err
+	}
+	c := make(chan Packet, 1)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return Packet{}, ErrClosed
+	}
+	e.calls[n] = c
+	e.mu.Unlock()
+	if err := e.send(Packet{Req: n, Type: JSON, Body: body}); err != nil {
+		return Packet{}, err
+	}
+	select {
+	case p, ok := <-c:
+		if !ok {
+			return Packet{}, e.closedErr()
+		}
+		if p.End {
+			return Packet{}, decodeError(p.Body)
+		}
+		return p, nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		delete(e.calls, n)
+		e.mu.Unlock()
+		return Packet{}, ctx.Err()
+	}
+}
+
+// AsyncJSON calls an async method and decodes its answer into out.
+func (e *Endpoint) AsyncJSON(ctx context.Context, out any, method Method, args ...any) error {
+	p, err := e.Async(ctx, method, args...)
+	if err != nil {
+		return err
+	}
+	if err := p.Decode(out); err != nil {
+		return fmt.Errorf("muxrpc: %s: decoding answer: %w", method, err)
+	}
+	return nil
+}
+
+// Decode decodes the packet's body into v by its type: JSON with
+// encoding/json; a string body (JavaScript sends string results as such)
+// into a *string or as a JSON string; a binary body into a *[]byte.
+func (p Packet) Decode(v any) error {
+	switch p.Type {
+	case String:
+		if s, ok := v.(*string); ok {
+			*s = string(p.Body)
+			return nil
+		}
+		quoted, _ := json.Marshal(string(p.Body))
+		return json.Unmarshal(quoted, v)
+	case Binary:
+		if b, ok := v.(*[]byte); ok {
+			*b = p.Body
+			return nil
+		}
+		return fmt.Errorf("muxrpc: binary body into %T", v)
+	}
+	return json.Unmarshal(p.Body, v)
+}
+
+// Open calls a source, sink or duplex method and returns its stream.
+func (e *Endpoint) Open(method Method, typ CallType, args ...any) (*Stream, error) {
+	if typ != Source && typ != Sink && typ != Duplex {
+		return nil, fmt.Errorf("muxrpc: Open of a %s method", typ)
+	}
+	n, body, err := e.newRequest(method, typ, args)
+	if err != nil {
+		return nil, err
+	}
+	s := newStream(e, n, typ)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e.ours[n] = s
+	e.mu.Unlock()
+	if err := e.send(Packet{Req: n, Stream: true, Type: JSON, Body: body}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (e *Endpoint) closedErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil && !errors.Is(e.err, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, e.err)
+	}
+	return ErrClosed
+}
+
+// forget removes a finished stream.
+func (e *Endpoint) forget(s *Stream) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.req > 0 {
+		delete(e.ours, s.req)
+	} else {
+		delete(e.theirs, -s.req)
+	}
+}
+
+func decodeError(body []byte) error {
+	var e Error
+	if json.Unmarshal(body, &e) != nil || e.Message == "" {
+		return &Error{Name: "Error", Message: string(body)}
+	}
+	return &e
+}
