@@ -174,6 +174,7 @@ type Endpoint struct {
 	ours    map[int32]*Stream     // our streams by request number
 	theirs  map[int32]*Stream     // the peer's streams by its request number
 	closed  bool
+	closing bool // Close was called
 	err     error
 
 	ctx    context.Context
@@ -234,8 +235,11 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			break
 		}
 	}
-	if errors.Is(err, io.EOF) {
-		err = nil // goodbye
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if errors.Is(err, io.EOF) || closing {
+		err = nil // goodbye, from the peer or from Close
 	}
 	e.shutdown(err)
 	e.wg.Wait()
@@ -254,6 +258,9 @@ func (e *Endpoint) Done() <-chan struct{} { return e.done }
 
 // Close sends goodbye and ends the connection.
 func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	e.closing = true // what the reader sees from now on is the end we asked for
+	e.mu.Unlock()
 	e.wmu.Lock()
 	_, err := e.conn.Write(Goodbye[:])
 	e.wmu.Unlock()
@@ -374,6 +381,10 @@ func (e *Endpoint) request(p Packet) error {
 		}
 		req.stream = newStream(e, -p.Req, body.Type)
 		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return ErrClosed
+		}
 		e.theirs[p.Req] = req.stream
 		e.mu.Unlock()
 	default:
