@@ -53,3 +53,20 @@ func TestMux(t *testing.T) {
 		t.Errorf("allowed source: %q, %v", v, err)
 	}
 }
+
+// ssb-client names a method with a string ("manifest"), not an array.
+func TestMethodNameAsString(t *testing.T) {
+	var req struct{ Name Method }
+	for in, want := range map[string]string{
+		`{"name":"manifest"}`:        "manifest",
+		`{"name":["gossip","ping"]}`: "gossip.ping",
+		`{"name":"blobs.has"}`:       "blobs.has",
+	} {
+		if err := json.Unmarshal([]byte(in), &req); err != nil || req.Name.String() != want {
+			t.Errorf("%s: %v, %v; want %s", in, req.Name, err, want)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"name":5}`), &req); err == nil {
+		t.Error("a number as a method name was accepted")
+	}
+}

@@ -51,6 +51,22 @@ func (m Method) String() string { return strings.Join(m, ".") }
 // ParseMethod splits a dotted name.
 func ParseMethod(s string) Method { return strings.Split(s, ".") }
 
+// UnmarshalJSON accepts the name of a request as an array of strings or,
+// as ssb-client sends "manifest", a single string (split at dots).
+func (m *Method) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*m = ParseMethod(s)
+		return nil
+	}
+	var path []string
+	if err := json.Unmarshal(b, &path); err != nil {
+		return fmt.Errorf("muxrpc: method name: %w", err)
+	}
+	*m = path
+	return nil
+}
+
 // An Error is an error sent by the peer, or to it:
 // {"name":"Error","message":...,"stack":...}.
 type Error struct {
