@@ -406,11 +406,25 @@ func (e *Endpoint) request(p Packet) error {
 	default:
 		return fmt.Errorf("%w: request %d of unknown type %q", ErrProtocol, p.Req, body.Type)
 	}
+	ctx := e.ctx
+	if req.stream != nil {
+		// The handler's context also ends when the peer ends a stream the
+		// handler sends on (a source it serves, or a sink it called), so a
+		// handler waiting for something to send can stop.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(e.ctx)
+		req.stream.mu.Lock()
+		req.stream.cancel = cancel
+		req.stream.mu.Unlock()
+	}
 	e.wg.Go(func() {
+		if req.stream != nil {
+			defer req.stream.cancel()
+		}
 		if e.handler == nil {
 			req.Fail(fmt.Errorf("method:%s is not in list of allowed methods", req.Method))
 		} else {
-			e.handler.HandleCall(e.ctx, req)
+			e.handler.HandleCall(ctx, req)
 		}
 		if req.stream != nil {
 			req.stream.Close()

@@ -22,12 +22,13 @@ type Stream struct {
 	mu          sync.Mutex
 	cond        sync.Cond
 	queue       []Packet
-	inEnd       bool  // the peer ended the stream
-	inErr       error // the peer's error, nil for a clean end
-	outEnd      bool  // this side sent its end
-	peerStopped bool  // the peer ended a stream this side sends on
-	discard     bool  // no one reads: drop the peer's packets
-	abortErr    error // the connection ended
+	inEnd       bool   // the peer ended the stream
+	inErr       error  // the peer's error, nil for a clean end
+	outEnd      bool   // this side sent its end
+	peerStopped bool   // the peer ended a stream this side sends on
+	discard     bool   // no one reads: drop the peer's packets
+	abortErr    error  // the connection ended
+	cancel      func() // ends the handler's context (streams the peer opened)
 }
 
 func newStream(e *Endpoint, req int32, typ CallType) *Stream {
@@ -71,6 +72,9 @@ func (s *Stream) receiveEnd(p Packet) {
 	}
 	if s.typ != Duplex && !s.receiveOnly() {
 		s.peerStopped = true
+		if s.cancel != nil {
+			s.cancel() // a handler sending on it can stop waiting
+		}
 	}
 	reply := s.receiveOnly() && !s.outEnd
 	if reply {

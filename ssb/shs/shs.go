@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"filippo.io/edwards25519"
@@ -354,8 +355,12 @@ func ServerConn(ctx context.Context, conn net.Conn, network [32]byte, local ed25
 }
 
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return fmt.Errorf("shs: handshake: %w (%w)", ctx.Err(), err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The connection's deadline can fire just before ctx's timer.
+		return fmt.Errorf("shs: handshake timed out: %w (%w)", context.DeadlineExceeded, err)
 	}
 	return err
 }
