@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/refs"
+)
+
+// FileName is the name of the database file in the data directory.
+const FileName = "messages.bolt"
+
+// Errors of the store. Errors the store returns wrap these (or an error of
+// package message, or a context error) so errors.Is tells them apart.
+var (
+	// ErrClosed is returned by calls on a closed Store, and by live
+	// iterators when the Store closes.
+	ErrClosed = errors.New("store: closed")
+	// ErrLocked is returned by Open when another Store, in this process or
+	// another, holds the directory's database.
+	ErrLocked = errors.New("store: database is locked by another store")
+	// ErrNotFound is returned by Get and Latest for a message or feed the
+	// store does not hold.
+	ErrNotFound = errors.New("store: not found")
+	// ErrDuplicate reports a message the store already holds. The error
+	// also wraps a *message.SequenceError (so errors.Is(err,
+	// message.ErrSequence) holds too), which tells the feed's next
+	// sequence: a replicating caller can skip ahead cheaply.
+	ErrDuplicate = errors.New("store: message already stored")
+	// ErrCorrupt is wrapped by the errors of Check, and by reads that find
+	// the database in a state the store never writes.
+	ErrCorrupt = errors.New("store: database is corrupt")
+	// ErrFailed is wrapped by the errors of Append after a commit failed:
+	// once an fsync has failed nothing says what reached the disk, so the
+	// store refuses writes until it is closed and opened again.
+	ErrFailed = errors.New("store: an earlier commit failed; reopen the store")
+)
+
+// A Store is a durable log of validated SSB messages with its indexes, in
+// one bbolt file. Its methods are safe for concurrent use.
+type Store struct {
+	db      *bolt.DB
+	dir     string
+	cfg     config
+	log     *slog.Logger
+	reqs    chan *request
+	stopped chan struct{} // closed when the committer returns
+
+	mu      sync.Mutex
+	closed  bool
+	failed  error         // set once a commit fails
+	durable uint64        // receive seq of the last durable message
+	notify  chan struct{} // closed and replaced after each commit
+	done    chan struct{} // closed by Close: wakes live readers
+	senders sync.WaitGroup
+
+	commits  atomic.Uint64
+	appended atomic.Uint64
+
+	// Owned by the committer goroutine (and Open before it starts).
+	lastTS float64 // receive timestamp of the last message
+}
+
+// Open opens the store in directory dir, creating both if needed. It fails
+// with ErrLocked after the lock timeout (WithLockTimeout) when another
+// Store holds the directory.
+func Open(dir string, opts ...Option) (*Store, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      cfg.lockTimeout,
+		FreelistType: bolt.FreelistMapType,
+		NoSync:       false, // acknowledged means fsynced
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, cfg.lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		dir:     dir,
+		cfg:     cfg,
+		log:     cfg.logger.With("store", path),
+		reqs:    make(chan *request, cfg.queue),
+		stopped: make(chan struct{}),
+		notify:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.commitLoop()
+	s.log.Info("store opened", "messages", s.durable, "bytes", s.fileSize())
+	return s, nil
+}
+
+// init creates the buckets of a new database, checks the format of an old
+// one, and reads the position of the log's end.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: open: bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaVersion); v == nil {
+			if err := meta.Put(metaVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+				return fmt.Errorf("store: open: %w", err)
+			}
+		} else if len(v) != 4 || binary.BigEndian.Uint32(v) != formatVersion {
+			return fmt.Errorf("store: open: database format %x, this version reads %d", v, formatVersion)
+		}
+		k, v := tx.Bucket(bucketLog).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		if len(k) != seqLen || !record(v).valid() {
+			return fmt.Errorf("%w: last log entry %x", ErrCorrupt, k)
+		}
+		s.durable = getSeq(k)
+		s.lastTS = record(v).received()
+		return nil
+	})
+}
+
+// Close waits for the Append calls in progress, stops the committer,
+// ends live iterators with ErrClosed and closes the database file. A
+// second Close returns ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+
+	s.senders.Wait()
+	close(s.reqs)
+	<-s.stopped
+	size := s.fileSize()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	s.log.Info("store closed", "messages", s.Durable(), "commits", s.commits.Load(), "bytes", size)
+	return nil
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) fileSize() int64 {
+	fi, err := os.Stat(s.db.Path())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Durable returns the receive sequence of the last durable message, which
+// is also the number of messages stored (receive sequences count from 1
+// without gaps).
+func (s *Store) Durable() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable
+}
+
+// watch returns the durable receive sequence and a channel closed at the
+// next commit.
+func (s *Store) watch() (uint64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable, s.notify
+}
+
+// published makes the messages up to receive sequence seq visible to
+// readers and wakes the live ones.
+func (s *Store) published(seq uint64) {
+	s.mu.Lock()
+	s.durable = seq
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// view runs fn in a read transaction, mapping a closed database to
+// ErrClosed.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	err := s.db.View(fn)
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Stats are counters of a Store since Open.
+type Stats struct {
+	Messages  uint64 // messages stored, the last receive sequence
+	Commits   uint64 // write transactions committed, each with its fsyncs
+	Appended  uint64 // messages appended since Open
+	FileBytes int64  // size of the database file
+}
+
+// Stats returns the store's counters. Appended/Commits is the group-commit
+// factor: messages per fsync.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Messages:  s.Durable(),
+		Commits:   s.commits.Load(),
+		Appended:  s.appended.Load(),
+		FileBytes: s.fileSize(),
+	}
+}
+
+// Get returns the message with id id (its Item with key, value and receive
+// metadata), or an error wrapping ErrNotFound. It looks id up in each
+// epoch of the id index, newest first (see the package documentation).
+func (s *Store) Get(id refs.Message) (Item, error) {
+	var it Item
+	err := s.view(func(tx *bolt.Tx) error {
+		seq, err := lookup(tx, id)
+		if err != nil {
+			return err
+		}
+		rec := record(tx.Bucket(bucketLog).Get(seqKey(seq)))
+		if !rec.valid() || rec.key() != id {
+			return fmt.Errorf("%w: message %s has receive sequence %d, which the log lacks", ErrCorrupt, id, seq)
+		}
+		it = fullForm.item(seq, rec, nil)
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return Item{}, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	return it, err
+}
+
+// lookup returns the receive sequence of message id.
+func lookup(tx *bolt.Tx, id refs.Message) (uint64, error) {
+	last, _ := tx.Bucket(bucketLog).Cursor().Last()
+	if last == nil {
+		return 0, fmt.Errorf("%w: message %s", ErrNotFound, id)
+	}
+	b := tx.Bucket(bucketID)
+	key := idKey(nil, getSeq(last), id)
+	for epoch := int64(getSeq(last) >> idEpochBits); epoch >= 0; epoch-- {
+		binary.BigEndian.PutUint32(key, uint32(epoch))
+		if v := b.Get(key); len(v) == seqLen {
+			return getSeq(v), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: message %s", ErrNotFound, id)
+}
+
+// A Head is a feed's latest message as the store holds it.
+type Head struct {
+	Feed  refs.Feed
+	State message.FeedState // the latest message's key and sequence
+	Seq   uint64            // its receive sequence
+}
+
+// Latest returns the head of feed, or an error wrapping ErrNotFound when
+// the store holds no message of it. For the next message's validation use
+// the State of the Head (or the zero FeedState after ErrNotFound).
+func (s *Store) Latest(feed refs.Feed) (Head, error) {
+	var h Head
+	err := s.view(func(tx *bolt.Tx) error {
+		var ok bool
+		var err error
+		h, ok, err = readHead(tx, feed)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: feed %s", ErrNotFound, feed)
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return Head{}, fmt.Errorf("store: latest %s: %w", feed, err)
+	}
+	return h, err
+}
+
+func readHead(tx *bolt.Tx, feed refs.Feed) (Head, bool, error) {
+	v := tx.Bucket(bucketHead).Get(appendFeed(nil, feed))
+	if v == nil {
+		return Head{Feed: feed}, false, nil
+	}
+	if len(v) != headLen {
+		return Head{}, false, fmt.Errorf("%w: head of %s has %d bytes", ErrCorrupt, feed, len(v))
+	}
+	seq, id, rseq := decodeHead(v)
+	return Head{Feed: feed, State: message.FeedState{ID: id, Sequence: int64(seq)}, Seq: rseq}, true, nil
+}
+
+// Feeds returns the head of every feed the store holds, ordered by the
+// feed's public key: what replication needs to build its vector clock. It
+// reads one small record per feed (44 bytes), not the messages.
+func (s *Store) Feeds(ctx context.Context) ([]Head, error) {
+	var heads []Head
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHead).ForEach(func(k, v []byte) error {
+			if len(heads)%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			f, err := feedOf(k)
+			if err != nil {
+				return err
+			}
+			if len(v) != headLen {
+				return fmt.Errorf("%w: head of %s has %d bytes", ErrCorrupt, f, len(v))
+			}
+			seq, id, rseq := decodeHead(v)
+			heads = append(heads, Head{Feed: f, State: message.FeedState{ID: id, Sequence: int64(seq)}, Seq: rseq})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: feeds: %w", err)
+	}
+	return heads, nil
+}
+
+// nextTimestamp returns the receive timestamp of the next message: now in
+// milliseconds, or a thousandth of a millisecond after the previous one if
+// the clock has not moved past it (as npm monotonic-timestamp does), so
+// receive timestamps strictly increase with receive sequences.
+func nextTimestamp(now, last float64) float64 {
+	if now > last {
+		return now
+	}
+	next := last + 0.001
+	if next <= last { // beyond 2^53 ms; cannot happen before the year 287,000
+		next = math.Nextafter(last, math.Inf(1))
+	}
+	return next
+}
