@@ -74,17 +74,20 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, fmt.Errorf("boxstream: write after goodbye: %w", io.ErrClosedPipe)
 	}
-	n := 0
-	for len(p) > 0 {
-		chunk := p[:min(len(p), MaxChunk)]
-		w.buf = w.seal(w.buf[:0], chunk)
-		if _, err := w.w.Write(w.buf); err != nil {
-			return n, fmt.Errorf("boxstream: %w", err)
-		}
-		n += len(chunk)
-		p = p[len(chunk):]
+	// Seal every frame first, then write them with one call.
+	w.buf = w.buf[:0]
+	for rest := p; len(rest) > 0; {
+		chunk := rest[:min(len(rest), MaxChunk)]
+		w.buf = w.seal(w.buf, chunk)
+		rest = rest[len(chunk):]
 	}
-	return n, nil
+	if len(w.buf) == 0 {
+		return 0, nil
+	}
+	if _, err := w.w.Write(w.buf); err != nil {
+		return 0, fmt.Errorf("boxstream: %w", err)
+	}
+	return len(p), nil
 }
 
 // seal appends the frame of chunk to dst and advances the nonce.

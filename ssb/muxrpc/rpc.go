@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 )
 
 // CallType is the kind of a method.
@@ -181,8 +182,15 @@ type Endpoint struct {
 	log     *slog.Logger
 	maxBody uint32
 
-	wmu  sync.Mutex
-	wbuf []byte
+	// The writer: send appends encoded packets to pending; the flusher
+	// goroutine writes whatever has accumulated, so packets sent while a
+	// write is in progress go out together in the next one.
+	wmu     sync.Mutex
+	wcond   sync.Cond
+	pending []byte
+	wdone   bool  // no more sends; the flusher writes what is pending and stops
+	werr    error // a write failed
+	flushed chan struct{}
 
 	mu      sync.Mutex
 	nextReq int32
@@ -226,7 +234,61 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) *Endpoint {
 	for _, o := range opts {
 		o(e)
 	}
+	e.wcond.L = &e.wmu
+	e.flushed = make(chan struct{})
+	go e.flush()
 	return e
+}
+
+// maxPending bounds the bytes waiting to be written; a sender past it
+// waits, which carries back-pressure from the connection to the senders.
+const maxPending = 256 << 10
+
+// closeFlushTimeout bounds how long Close waits for pending packets and
+// goodbye to be written.
+const closeFlushTimeout = 5 * time.Second
+
+func (e *Endpoint) flush() {
+	defer close(e.flushed)
+	var buf []byte
+	e.wmu.Lock()
+	for {
+		for len(e.pending) == 0 && !e.wdone {
+			e.wcond.Wait()
+		}
+		if len(e.pending) == 0 {
+			e.wmu.Unlock()
+			return
+		}
+		buf, e.pending = e.pending, buf[:0]
+		e.wcond.Broadcast() // room for waiting senders
+		e.wmu.Unlock()
+		_, err := e.conn.Write(buf)
+		e.wmu.Lock()
+		if err != nil {
+			e.werr = fmt.Errorf("muxrpc: write: %w", err)
+			e.pending, e.wdone = nil, true
+			e.wcond.Broadcast()
+			e.wmu.Unlock()
+			e.conn.Close()
+			return
+		}
+	}
+}
+
+// endWriter stops sends: what is pending, then goodbye if asked, is still
+// written.
+func (e *Endpoint) endWriter(goodbye bool) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.wdone {
+		return
+	}
+	if goodbye && e.werr == nil {
+		e.pending = append(e.pending, Goodbye[:]...)
+	}
+	e.wdone = true
+	e.wcond.Broadcast()
 }
 
 // Serve reads and dispatches packets until the connection ends, ctx ends,
@@ -259,7 +321,9 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	}
 	e.shutdown(err)
 	e.wg.Wait()
+	e.endWriter(false)
 	e.conn.Close()
+	<-e.flushed
 	close(e.done)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -277,11 +341,19 @@ func (e *Endpoint) Close() error {
 	e.mu.Lock()
 	e.closing = true // what the reader sees from now on is the end we asked for
 	e.mu.Unlock()
-	e.wmu.Lock()
-	_, err := e.conn.Write(Goodbye[:])
-	e.wmu.Unlock()
+	e.endWriter(true)
+	var err error
+	select {
+	case <-e.flushed:
+		e.wmu.Lock()
+		err = e.werr
+		e.wmu.Unlock()
+	case <-time.After(closeFlushTimeout):
+		err = errors.New("muxrpc: goodbye not written in time")
+	}
 	e.shutdown(ErrClosed)
 	e.conn.Close()
+	<-e.flushed
 	return err
 }
 
@@ -318,17 +390,25 @@ func (e *Endpoint) shutdown(err error) {
 	}
 }
 
+// send queues a packet for the flusher; it waits while too much is
+// pending.
 func (e *Endpoint) send(p Packet) error {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
+	for len(e.pending) >= maxPending && !e.wdone {
+		e.wcond.Wait()
+	}
+	switch {
+	case e.werr != nil:
+		return e.werr
+	case e.wdone:
+		return ErrClosed
+	}
 	var err error
-	if e.wbuf, err = AppendPacket(e.wbuf[:0], p); err != nil {
+	if e.pending, err = AppendPacket(e.pending, p); err != nil {
 		return err
 	}
-	if _, err := e.conn.Write(e.wbuf); err != nil {
-		e.conn.Close()
-		return fmt.Errorf("muxrpc: write: %w", err)
-	}
+	e.wcond.Broadcast()
 	return nil
 }
 
