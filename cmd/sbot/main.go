@@ -1,0 +1,391 @@
+// Command sbot is a Secure Scuttlebutt server and its command-line client.
+//
+//	sbot server [--path DIR] [--host H] [--port N] [--caps.shs KEY] [--caps.sign KEY] [--logging.level L]
+//	sbot whoami
+//	sbot publish --type post --text "hello"     (any --key value; nested keys with dots; JSON values)
+//	sbot feed [--live] [--limit N] [--reverse]  (createFeedStream)
+//	sbot log  [--live] [--limit N] [--reverse]  (createLogStream)
+//	sbot hist @FEED [--seq N] [--live] [--limit N]   (createHistoryStream)
+//	sbot get %MESSAGE
+//	sbot call METHOD [ARG...]                   (any method; each ARG is JSON, or a string)
+//
+// Client commands reach the running server over its local socket
+// (<path>/socket) with the owner's rights, as ssb-server's CLI does, and
+// print JSON, one value per message. --path (default ~/.ssb-go) selects the
+// data directory for every command.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sbot:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: sbot [--path DIR] COMMAND [ARGS]
+
+commands:
+  server     run the server (--host, --port, --caps.shs, --caps.sign, --logging.level)
+  whoami     print this server's feed id
+  publish    publish a message: sbot publish --type post --text "hello"
+  feed       print messages by their claimed time (createFeedStream)
+  log        print messages in the order received (createLogStream)
+  hist       print one feed: sbot hist @FEED [--seq N]
+  get        print one message: sbot get %MESSAGE
+  call       call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])
+stream options: --live, --limit N, --reverse, --old false, --keys false`
+
+// flags are the --name value pairs of a command line, in order, and its
+// positional arguments.
+type flags struct {
+	names  []string
+	values []string // "" for a flag without a value (true)
+	args   []string
+}
+
+func (f *flags) get(name string) (string, bool) {
+	for i := len(f.names) - 1; i >= 0; i-- {
+		if f.names[i] == name {
+			return f.values[i], true
+		}
+	}
+	return "", false
+}
+
+// parseFlags splits args into --name value pairs and positional arguments.
+// A flag followed by another flag, or last, has no value (true); --no-name
+// is name false.
+func parseFlags(args []string) flags {
+	var f flags
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, ok := strings.CutPrefix(a, "--")
+		if !ok || name == "" {
+			f.args = append(f.args, a)
+			continue
+		}
+		if n, v, ok := strings.Cut(name, "="); ok {
+			f.names, f.values = append(f.names, n), append(f.values, v)
+			continue
+		}
+		if n, ok := strings.CutPrefix(name, "no-"); ok {
+			f.names, f.values = append(f.names, n), append(f.values, "false")
+			continue
+		}
+		if i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			f.names, f.values = append(f.names, name), append(f.values, args[i+1])
+			i++
+			continue
+		}
+		f.names, f.values = append(f.names, name), append(f.values, "true")
+	}
+	return f
+}
+
+// jsonValue is a command-line value as JSON: itself when it is JSON (a
+// number, true, an object...), a string otherwise.
+func jsonValue(s string) json.RawMessage {
+	if json.Valid([]byte(s)) && s != "" {
+		return json.RawMessage(s)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// object builds a JSON object from the flags in their order, nesting dotted
+// names: --a.b 1 --c x is {"a":{"b":1},"c":"x"}.
+func (f *flags) object(skip ...string) json.RawMessage {
+	type node struct {
+		keys []string
+		vals map[string]any // json.RawMessage or *node
+	}
+	root := &node{vals: map[string]any{}}
+	for i, name := range f.names {
+		if contains(skip, name) {
+			continue
+		}
+		n := root
+		parts := strings.Split(name, ".")
+		for _, p := range parts[:len(parts)-1] {
+			child, ok := n.vals[p].(*node)
+			if !ok {
+				child = &node{vals: map[string]any{}}
+				if _, seen := n.vals[p]; !seen {
+					n.keys = append(n.keys, p)
+				}
+				n.vals[p] = child
+			}
+			n = child
+		}
+		last := parts[len(parts)-1]
+		if _, seen := n.vals[last]; !seen {
+			n.keys = append(n.keys, last)
+		}
+		n.vals[last] = jsonValue(f.values[i])
+	}
+	var write func(n *node) []byte
+	write = func(n *node) []byte {
+		out := []byte{'{'}
+		for i, k := range n.keys {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			kb, _ := json.Marshal(k)
+			out = append(append(out, kb...), ':')
+			switch v := n.vals[k].(type) {
+			case *node:
+				out = append(out, write(v)...)
+			case json.RawMessage:
+				out = append(out, v...)
+			}
+		}
+		return append(out, '}')
+	}
+	return write(root)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// --path may come before the command.
+	path := ""
+	for len(args) >= 2 && (args[0] == "--path" || strings.HasPrefix(args[0], "--path=")) {
+		if v, ok := strings.CutPrefix(args[0], "--path="); ok {
+			path, args = v, args[1:]
+		} else {
+			path, args = args[1], args[2:]
+		}
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	cmd, f := args[0], parseFlags(args[1:])
+	if p, ok := f.get("path"); ok {
+		path = p
+	}
+	if path == "" {
+		path = server.DefaultPath()
+	}
+	if cmd == "server" {
+		return runServer(ctx, path, f, stderr)
+	}
+	c, err := dial(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return c.command(ctx, cmd, f, stdout)
+}
+
+func runServer(ctx context.Context, path string, f flags, stderr io.Writer) error {
+	cfg, err := server.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if v, ok := f.get("host"); ok {
+		cfg.Host = v
+	}
+	if v, ok := f.get("port"); ok {
+		if cfg.Port, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("--port %q: %w", v, err)
+		}
+	}
+	if v, ok := f.get("caps.shs"); ok {
+		cfg.Caps = v
+	}
+	if v, ok := f.get("caps.sign"); ok {
+		cfg.Sign = v
+	}
+	if v, ok := f.get("logging.level"); ok {
+		cfg.LogLevel = v
+	}
+	level, err := cfg.Level()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	err = srv.Serve(ctx, nil)
+	return errors.Join(err, srv.Close())
+}
+
+// client is a connection to the local socket of a running server.
+type client struct {
+	e    *muxrpc.Endpoint
+	done chan error
+}
+
+func dial(ctx context.Context, path string) (*client, error) {
+	sock := server.SocketPath(path)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the server at %s: %w\nIs it running? Start it with: sbot --path %s server", sock, err, path)
+	}
+	c := &client{e: muxrpc.NewEndpoint(conn, nil), done: make(chan error, 1)}
+	go func() { c.done <- c.e.Serve(context.Background()) }()
+	return c, nil
+}
+
+func (c *client) close() {
+	c.e.Close()
+	<-c.done
+}
+
+func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer) error {
+	switch cmd {
+	case "whoami":
+		return c.async(ctx, out, "whoami")
+	case "publish":
+		content := f.object("path")
+		return c.async(ctx, out, "publish", content)
+	case "get":
+		if len(f.args) != 1 {
+			return errors.New("usage: sbot get %MESSAGE")
+		}
+		return c.async(ctx, out, "get", f.args[0])
+	case "feed":
+		return c.source(ctx, out, "createFeedStream", f.object("path"))
+	case "log":
+		return c.source(ctx, out, "createLogStream", f.object("path"))
+	case "hist":
+		opts := f.object("path")
+		if len(f.args) == 1 {
+			id, _ := json.Marshal(f.args[0])
+			opts = json.RawMessage(`{"id":` + string(id) + strings.TrimPrefix(withComma(opts), "{"))
+		} else if _, ok := f.get("id"); !ok {
+			return errors.New("usage: sbot hist @FEED [--seq N] [--live] [--limit N]")
+		}
+		return c.source(ctx, out, "createHistoryStream", opts)
+	case "call":
+		if len(f.args) == 0 {
+			return errors.New("usage: sbot call METHOD [ARG...]")
+		}
+		return c.call(ctx, out, f)
+	}
+	// Any other command is a method, as in ssb-server's command line:
+	// sbot status, sbot getLatest @FEED.
+	f.args = append([]string{cmd}, f.args...)
+	return c.call(ctx, out, f)
+}
+
+// withComma turns "{...}" into "{,...}" minus the brace when not empty, so
+// that a field can be put in front: used by hist.
+func withComma(obj json.RawMessage) string {
+	if string(obj) == "{}" {
+		return "}"
+	}
+	return "," + strings.TrimPrefix(string(obj), "{")
+}
+
+// call calls any method, finding its type in the server's manifest.
+func (c *client) call(ctx context.Context, out io.Writer, f flags) error {
+	name := f.args[0]
+	var manifest map[string]any
+	if err := c.e.AsyncJSON(ctx, &manifest, muxrpc.Method{"manifest"}); err != nil {
+		return err
+	}
+	var typ any = manifest
+	for _, p := range strings.Split(name, ".") {
+		m, ok := typ.(map[string]any)
+		if !ok {
+			typ = nil
+			break
+		}
+		typ = m[p]
+	}
+	var args []any
+	for _, a := range f.args[1:] {
+		args = append(args, jsonValue(a))
+	}
+	if len(f.names) > 0 {
+		args = append(args, f.object("path"))
+	}
+	switch typ {
+	case "async", "sync":
+		return c.async(ctx, out, name, args...)
+	case "source":
+		return c.source(ctx, out, name, args...)
+	case nil:
+		return fmt.Errorf("no method %q in the server's manifest", name)
+	}
+	return fmt.Errorf("method %q is a %v method, which the command line cannot call", name, typ)
+}
+
+func (c *client) async(ctx context.Context, out io.Writer, name string, args ...any) error {
+	p, err := c.e.Async(ctx, muxrpc.ParseMethod(name), args...)
+	if err != nil {
+		return err
+	}
+	return print(out, p)
+}
+
+func (c *client) source(ctx context.Context, out io.Writer, name string, args ...any) error {
+	s, err := c.e.Open(muxrpc.ParseMethod(name), muxrpc.Source, args...)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		p, err := s.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted
+			}
+			return err
+		}
+		if err := print(out, p); err != nil {
+			return err
+		}
+	}
+}
+
+// print writes a packet's body: JSON with two-space indentation, as
+// ssb-server's command line prints it; a string as it is.
+func print(out io.Writer, p muxrpc.Packet) error {
+	if p.Type != muxrpc.JSON {
+		_, err := fmt.Fprintf(out, "%s\n", p.Body)
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, p.Body, "", "  "); err != nil {
+		return fmt.Errorf("answer is not JSON: %w", err)
+	}
+	_, err := fmt.Fprintln(out, buf.String())
+	return err
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/scuttlego/scuttle/ssb/refs"
+)
+
+// MainNetCaps is the network key of the main SSB network (ssb-caps
+// caps.shs).
+const MainNetCaps = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="
+
+// Config is what a server needs, with ssb-server's names: the JSON file
+// <path>/config may set host, port, caps.shs, caps.sign and logging.level,
+// and flags override it.
+type Config struct {
+	// Path is the data directory: the identity (secret), the store, the
+	// local socket. Default ~/.ssb-go.
+	Path string
+	// Host is the address to listen on ("" listens on every interface,
+	// as ssb-server does). Default "".
+	Host string
+	// Port is the TCP port of the secret-handshake listener. Default 8008.
+	Port int
+	// Caps is the network key (caps.shs), base64 of 32 bytes. Default the
+	// main network's.
+	Caps string
+	// Sign is the optional HMAC key of messages (caps.sign), base64 of 32
+	// bytes; empty for none, as on the main network.
+	Sign string
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// HandshakeTimeout bounds a peer's secret handshake. Default 15 s.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds the connections open at once over TCP; more are
+	// refused at accept. Default 1024.
+	MaxConns int
+}
+
+// Defaults of Config.
+const (
+	DefaultPort     = 8008
+	DefaultMaxConns = 1024
+)
+
+// DefaultPath returns ~/.ssb-go.
+func DefaultPath() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".ssb-go"
+	}
+	return filepath.Join(home, ".ssb-go")
+}
+
+// fileConfig is the JSON of <path>/config.
+type fileConfig struct {
+	Host *string `json:"host"`
+	Port *int    `json:"port"`
+	Caps *struct {
+		SHS  *string `json:"shs"`
+		Sign *string `json:"sign"`
+	} `json:"caps"`
+	Logging *struct {
+		Level *string `json:"level"`
+	} `json:"logging"`
+}
+
+// LoadConfig returns the configuration of the data directory path: the
+// defaults, overridden by <path>/config when it exists.
+func LoadConfig(path string) (Config, error) {
+	if path == "" {
+		path = DefaultPath()
+	}
+	cfg := Config{Path: path, Port: DefaultPort, Caps: MainNetCaps, LogLevel: "info"}
+	b, err := os.ReadFile(filepath.Join(path, "config"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("server: config: %w", err)
+	}
+	var f fileConfig
+	if err := json.Unmarshal(b, &f); err != nil {
+		return cfg, fmt.Errorf("server: config %s: %w", filepath.Join(path, "config"), err)
+	}
+	if f.Host != nil {
+		cfg.Host = *f.Host
+	}
+	if f.Port != nil {
+		cfg.Port = *f.Port
+	}
+	if f.Caps != nil && f.Caps.SHS != nil {
+		cfg.Caps = *f.Caps.SHS
+	}
+	if f.Caps != nil && f.Caps.Sign != nil {
+		cfg.Sign = *f.Caps.Sign
+	}
+	if f.Logging != nil && f.Logging.Level != nil {
+		cfg.LogLevel = *f.Logging.Level
+	}
+	return cfg, nil
+}
+
+// networkKey decodes Caps.
+func (c Config) networkKey() ([32]byte, error) {
+	var k [32]byte
+	if err := refs.DecodeBase64(k[:], c.Caps); err != nil {
+		return k, fmt.Errorf("server: caps.shs %q: %w", c.Caps, err)
+	}
+	return k, nil
+}
+
+// hmacKey decodes Sign (nil when unset).
+func (c Config) hmacKey() ([]byte, error) {
+	if c.Sign == "" || c.Sign == "null" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.Strict().DecodeString(c.Sign)
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("server: caps.sign must be base64 of 32 bytes")
+	}
+	return k, nil
+}
+
+// Level parses LogLevel.
+func (c Config) Level() (slog.Level, error) {
+	switch strings.ToLower(c.LogLevel) {
+	case "", "info", "notice":
+		return slog.LevelInfo, nil
+	case "debug", "trace":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("server: unknown logging.level %q (debug, info, warn, error)", c.LogLevel)
+}
+
+// SocketPath is the local socket of the data directory, which gives the
+// owner's rights without a handshake (ssb-server's noauth socket).
+func SocketPath(path string) string { return filepath.Join(path, "socket") }

@@ -1,0 +1,378 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/store"
+)
+
+// register adds the RPC methods, with ssb-server's names and semantics.
+func (s *Server) register() {
+	m := &s.mux
+	m.Register("manifest", muxrpc.Sync, func(ctx context.Context, req *muxrpc.Request) { req.Return(m.Manifest()) })
+	m.Register("version", muxrpc.Sync, func(ctx context.Context, req *muxrpc.Request) { req.Return(Version) })
+	m.Register("whoami", muxrpc.Async, func(ctx context.Context, req *muxrpc.Request) {
+		req.Return(map[string]string{"id": s.keys.ID.String()})
+	})
+	m.Register("status", muxrpc.Async, s.status)
+	m.Register("publish", muxrpc.Async, s.publish)
+	m.Register("get", muxrpc.Async, s.get)
+	m.Register("getLatest", muxrpc.Async, s.getLatest)
+	m.Register("latestSequence", muxrpc.Async, s.latestSequence)
+	m.Register("createHistoryStream", muxrpc.Source, s.createHistoryStream)
+	m.Register("createUserStream", muxrpc.Source, s.createUserStream)
+	m.Register("createLogStream", muxrpc.Source, s.createLogStream)
+	m.Register("createFeedStream", muxrpc.Source, s.createFeedStream)
+	m.Register("messagesByType", muxrpc.Source, s.messagesByType)
+}
+
+// args decodes a request's arguments: the first into opts (an object, or
+// for some methods a string), and reports whether there was one.
+func firstArg(req *muxrpc.Request) json.RawMessage {
+	var args []json.RawMessage
+	if json.Unmarshal(req.Args, &args) != nil || len(args) == 0 {
+		return nil
+	}
+	return args[0]
+}
+
+// streamOpts are the options common to ssb-db's streams.
+type streamOpts struct {
+	ID       string          `json:"id"`
+	Seq      *int64          `json:"seq"`
+	Sequence *int64          `json:"sequence"`
+	Type     string          `json:"type"`
+	Gt       *float64        `json:"gt"`
+	Gte      *float64        `json:"gte"`
+	Lt       *float64        `json:"lt"`
+	Lte      *float64        `json:"lte"`
+	Limit    int             `json:"limit"`
+	Reverse  bool            `json:"reverse"`
+	Live     bool            `json:"live"`
+	Old      *bool           `json:"old"`
+	Keys     *bool           `json:"keys"`
+	Values   *bool           `json:"values"`
+	Meta     bool            `json:"meta"`
+	Content  json.RawMessage `json:"content"`
+}
+
+// parseOpts reads the first argument: an options object, or a bare string
+// standing for opts.<field> (an id, a type).
+func parseOpts(req *muxrpc.Request, field string) (streamOpts, error) {
+	var o streamOpts
+	arg := firstArg(req)
+	if len(arg) == 0 || string(arg) == "null" {
+		return o, nil
+	}
+	var str string
+	if json.Unmarshal(arg, &str) == nil {
+		switch field {
+		case "id":
+			o.ID = str
+		case "type":
+			o.Type = str
+		}
+		return o, nil
+	}
+	if err := json.Unmarshal(arg, &o); err != nil {
+		return o, fmt.Errorf("%s: options: %w", req.Method, err)
+	}
+	return o, nil
+}
+
+func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
+	heads, err := s.store.Feeds(ctx)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	st := s.store.Stats()
+	req.Return(map[string]any{
+		"id":      s.keys.ID.String(),
+		"version": Version,
+		"feeds":   len(heads),
+		"store": map[string]any{
+			"messages":  st.Messages,
+			"commits":   st.Commits,
+			"appended":  st.Appended,
+			"fileBytes": st.FileBytes,
+		},
+	})
+}
+
+// publish signs content as the next message of the server's feed.
+func (s *Server) publish(ctx context.Context, req *muxrpc.Request) {
+	content := firstArg(req)
+	if len(content) == 0 {
+		req.Fail(errors.New("publish: content required"))
+		return
+	}
+	now := float64(time.Now().UnixMilli())
+	m, err := s.store.Publish(ctx, s.keys.ID, func(prev message.FeedState) (*message.Message, error) {
+		return message.Create(s.keys, s.hmacKey, &prev, now, content)
+	})
+	if err != nil {
+		req.Fail(fmt.Errorf("publish: %w", err))
+		return
+	}
+	it, err := s.store.Get(m.Key)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// get returns a message's value (or, with {id, meta: true}, its key, value
+// and timestamp).
+func (s *Server) get(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "id")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	id, err := refs.ParseMessage(o.ID)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	it, err := s.store.Get(id)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	if !o.Meta {
+		it.Key = refs.Message{}
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+func (s *Server) feedArg(req *muxrpc.Request) (refs.Feed, error) {
+	o, err := parseOpts(req, "id")
+	if err != nil {
+		return refs.Feed{}, err
+	}
+	return refs.ParseFeed(o.ID)
+}
+
+func (s *Server) getLatest(ctx context.Context, req *muxrpc.Request) {
+	feed, err := s.feedArg(req)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	head, err := s.store.Latest(feed)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	it, err := s.store.Get(head.State.ID)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+func (s *Server) latestSequence(ctx context.Context, req *muxrpc.Request) {
+	feed, err := s.feedArg(req)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	head, err := s.store.Latest(feed)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(head.State.Sequence)
+}
+
+func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "id")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(fmt.Errorf("createHistoryStream: %w", err))
+		return
+	}
+	seq := int64(0)
+	switch {
+	case o.Sequence != nil:
+		seq = *o.Sequence
+	case o.Seq != nil:
+		seq = *o.Seq
+	}
+	it, err := s.store.History(ctx, store.HistoryQuery{ID: feed, Seq: seq, Limit: o.Limit, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	s.drain(ctx, req, it, err, nil)
+}
+
+// createUserStream is createHistoryStream with gt/gte/lt/lte on the
+// sequence, and reverse.
+func (s *Server) createUserStream(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "id")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(fmt.Errorf("createUserStream: %w", err))
+		return
+	}
+	from := int64(1)
+	if o.Gte != nil {
+		from = int64(*o.Gte)
+	}
+	if o.Gt != nil {
+		from = int64(*o.Gt) + 1
+	}
+	inRange := func(seq int64) bool {
+		return (o.Lt == nil || float64(seq) < *o.Lt) && (o.Lte == nil || float64(seq) <= *o.Lte)
+	}
+	limit := o.Limit
+	if o.Reverse {
+		limit = 0 // applied after reversing
+	}
+	// Sequence numbers are needed to apply the bounds: read full items and
+	// shape them afterwards.
+	it, err := s.store.History(ctx, store.HistoryQuery{ID: feed, Seq: from, Limit: limit, Live: o.Live && !o.Reverse, Old: o.Old})
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	defer it.Close()
+	shape := shaper(o)
+	var items []json.RawMessage
+	for {
+		item, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			req.Fail(err)
+			return
+		}
+		var v struct{ Sequence int64 }
+		json.Unmarshal(item.Value, &v)
+		if !inRange(v.Sequence) {
+			if o.Live {
+				continue
+			}
+			break
+		}
+		out := json.RawMessage(shape(item).AppendJSON(nil))
+		if o.Reverse {
+			items = append(items, out)
+			continue
+		}
+		if req.Stream().Send(out) != nil {
+			return
+		}
+	}
+	for i := len(items) - 1; i >= 0 && (o.Limit <= 0 || len(items)-1-i < o.Limit); i-- {
+		if req.Stream().Send(items[i]) != nil {
+			return
+		}
+	}
+}
+
+// shaper applies keys and values options to a full item.
+func shaper(o streamOpts) func(store.Item) store.Item {
+	keys := o.Keys == nil || *o.Keys
+	values := o.Values == nil || *o.Values
+	return func(it store.Item) store.Item {
+		if !keys {
+			it.Key = refs.Message{}
+		}
+		if !values {
+			it.Value = nil
+		}
+		return it
+	}
+}
+
+func (s *Server) createLogStream(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	it, err := s.store.Log(ctx, store.LogQuery{Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	s.drain(ctx, req, it, err, nil)
+}
+
+func (s *Server) createFeedStream(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	// ssb-db compares [rts, author] keys with [bound, null]: its gt is
+	// inclusive and its lte exclusive. Mimic it.
+	q := store.FeedQuery{Gte: o.Gte, Lt: o.Lt, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values}
+	if o.Gt != nil {
+		q.Gte = o.Gt
+	}
+	if o.Lte != nil {
+		q.Lt = o.Lte
+	}
+	it, err := s.store.Feed(ctx, q)
+	s.drain(ctx, req, it, err, nil)
+}
+
+func (s *Server) messagesByType(ctx context.Context, req *muxrpc.Request) {
+	o, err := parseOpts(req, "type")
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	if o.Type == "" {
+		req.Fail(errors.New("messagesByType: type required"))
+		return
+	}
+	it, err := s.store.Type(ctx, store.TypeQuery{Type: o.Type, Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	s.drain(ctx, req, it, err, nil)
+}
+
+// drain sends every item of it on the request's stream until it ends, the
+// peer aborts, or the connection ends. The iterator pulls from the store
+// as the stream sends, so a slow peer never makes the server buffer.
+func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error, shape func(store.Item) store.Item) {
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	defer it.Close()
+	var buf []byte
+	for {
+		item, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+				req.Fail(err)
+			}
+			return
+		}
+		if shape != nil {
+			item = shape(item)
+		}
+		buf = item.AppendJSON(buf[:0])
+		if req.Stream().SendRaw(muxrpc.JSON, buf) != nil {
+			return
+		}
+	}
+}
