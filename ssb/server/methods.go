@@ -24,14 +24,14 @@ func (s *Server) register() {
 	})
 	m.Register("status", muxrpc.Async, s.status)
 	m.Register("publish", muxrpc.Async, s.publish)
-	m.Register("get", muxrpc.Async, s.get)
+	m.Register("get", muxrpc.Async, withOpts("id", s.get))
 	m.Register("getLatest", muxrpc.Async, s.getLatest)
 	m.Register("latestSequence", muxrpc.Async, s.latestSequence)
-	m.Register("createHistoryStream", muxrpc.Source, s.createHistoryStream)
-	m.Register("createUserStream", muxrpc.Source, s.createUserStream)
-	m.Register("createLogStream", muxrpc.Source, s.createLogStream)
-	m.Register("createFeedStream", muxrpc.Source, s.createFeedStream)
-	m.Register("messagesByType", muxrpc.Source, s.messagesByType)
+	m.Register("createHistoryStream", muxrpc.Source, withOpts("id", s.createHistoryStream))
+	m.Register("createUserStream", muxrpc.Source, withOpts("id", s.createUserStream))
+	m.Register("createLogStream", muxrpc.Source, withOpts("", s.createLogStream))
+	m.Register("createFeedStream", muxrpc.Source, withOpts("", s.createFeedStream))
+	m.Register("messagesByType", muxrpc.Source, withOpts("type", s.messagesByType))
 }
 
 // args decodes a request's arguments: the first into opts (an object, or
@@ -62,6 +62,19 @@ type streamOpts struct {
 	Values   *bool           `json:"values"`
 	Meta     bool            `json:"meta"`
 	Content  json.RawMessage `json:"content"`
+}
+
+// withOpts adapts a method that takes parsed options (see parseOpts); bad
+// options fail the request.
+func withOpts(field string, fn func(context.Context, *muxrpc.Request, streamOpts)) muxrpc.HandlerFunc {
+	return func(ctx context.Context, req *muxrpc.Request) {
+		o, err := parseOpts(req, field)
+		if err != nil {
+			req.Fail(err)
+			return
+		}
+		fn(ctx, req, o)
+	}
 }
 
 // parseOpts reads the first argument: an options object, or a bare string
@@ -133,12 +146,7 @@ func (s *Server) publish(ctx context.Context, req *muxrpc.Request) {
 
 // get returns a message's value (or, with {id, meta: true}, its key, value
 // and timestamp).
-func (s *Server) get(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "id")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) get(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	id, err := refs.ParseMessage(o.ID)
 	if err != nil {
 		req.Fail(err)
@@ -196,12 +204,7 @@ func (s *Server) latestSequence(ctx context.Context, req *muxrpc.Request) {
 	req.Return(head.State.Sequence)
 }
 
-func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "id")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	feed, err := refs.ParseFeed(o.ID)
 	if err != nil {
 		req.Fail(fmt.Errorf("createHistoryStream: %w", err))
@@ -215,17 +218,12 @@ func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request) {
 		seq = *o.Seq
 	}
 	it, err := s.store.History(ctx, store.HistoryQuery{ID: feed, Seq: seq, Limit: o.Limit, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
-	s.drain(ctx, req, it, err, nil)
+	s.drain(ctx, req, it, err)
 }
 
 // createUserStream is createHistoryStream with gt/gte/lt/lte on the
 // sequence, and reverse.
-func (s *Server) createUserStream(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "id")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) createUserStream(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	feed, err := refs.ParseFeed(o.ID)
 	if err != nil {
 		req.Fail(fmt.Errorf("createUserStream: %w", err))
@@ -303,22 +301,12 @@ func shaper(o streamOpts) func(store.Item) store.Item {
 	}
 }
 
-func (s *Server) createLogStream(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) createLogStream(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	it, err := s.store.Log(ctx, store.LogQuery{Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
-	s.drain(ctx, req, it, err, nil)
+	s.drain(ctx, req, it, err)
 }
 
-func (s *Server) createFeedStream(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) createFeedStream(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	// ssb-db compares [rts, author] keys with [bound, null]: its gt is
 	// inclusive and its lte exclusive. Mimic it.
 	q := store.FeedQuery{Gte: o.Gte, Lt: o.Lt, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values}
@@ -329,27 +317,22 @@ func (s *Server) createFeedStream(ctx context.Context, req *muxrpc.Request) {
 		q.Lt = o.Lte
 	}
 	it, err := s.store.Feed(ctx, q)
-	s.drain(ctx, req, it, err, nil)
+	s.drain(ctx, req, it, err)
 }
 
-func (s *Server) messagesByType(ctx context.Context, req *muxrpc.Request) {
-	o, err := parseOpts(req, "type")
-	if err != nil {
-		req.Fail(err)
-		return
-	}
+func (s *Server) messagesByType(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	if o.Type == "" {
 		req.Fail(errors.New("messagesByType: type required"))
 		return
 	}
 	it, err := s.store.Type(ctx, store.TypeQuery{Type: o.Type, Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
-	s.drain(ctx, req, it, err, nil)
+	s.drain(ctx, req, it, err)
 }
 
 // drain sends every item of it on the request's stream until it ends, the
 // peer aborts, or the connection ends. The iterator pulls from the store
 // as the stream sends, so a slow peer never makes the server buffer.
-func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error, shape func(store.Item) store.Item) {
+func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error) {
 	if err != nil {
 		req.Fail(err)
 		return
@@ -366,9 +349,6 @@ func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Itera
 				req.Fail(err)
 			}
 			return
-		}
-		if shape != nil {
-			item = shape(item)
 		}
 		buf = item.AppendJSON(buf[:0])
 		if req.Stream().SendRaw(muxrpc.JSON, buf) != nil {
