@@ -44,6 +44,9 @@ type Config struct {
 	// MaxConns bounds the connections open at once over TCP; more are
 	// refused at accept. Default 1024.
 	MaxConns int
+	// Hops is how far in the follow graph feeds are replicated
+	// (friends.hops). Default 2.
+	Hops int
 }
 
 // Defaults of Config.
@@ -72,6 +75,9 @@ type fileConfig struct {
 	Logging *struct {
 		Level *string `json:"level"`
 	} `json:"logging"`
+	Friends *struct {
+		Hops *int `json:"hops"`
+	} `json:"friends"`
 }
 
 // LoadConfig returns the configuration of the data directory path: the
@@ -106,6 +112,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if f.Logging != nil && f.Logging.Level != nil {
 		cfg.LogLevel = *f.Logging.Level
+	}
+	if f.Friends != nil && f.Friends.Hops != nil {
+		cfg.Hops = *f.Friends.Hops
 	}
 	return cfg, nil
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/shs"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
@@ -28,6 +31,7 @@ func (s *Server) register() {
 	m.Register("getLatest", muxrpc.Async, s.getLatest)
 	m.Register("latestSequence", muxrpc.Async, s.latestSequence)
 	m.Register("createHistoryStream", muxrpc.Source, withOpts("id", s.createHistoryStream))
+	m.Register("gossip.connect", muxrpc.Async, s.gossipConnect)
 	m.Register("createUserStream", muxrpc.Source, withOpts("id", s.createUserStream))
 	m.Register("createLogStream", muxrpc.Source, withOpts("", s.createLogStream))
 	m.Register("createFeedStream", muxrpc.Source, withOpts("", s.createFeedStream))
@@ -107,11 +111,17 @@ func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
 		req.Fail(err)
 		return
 	}
+	forked := map[string]string{}
+	for f, err := range s.repl.Forked() {
+		forked[f.String()] = err.Error()
+	}
 	st := s.store.Stats()
 	req.Return(map[string]any{
-		"id":      s.keys.ID.String(),
-		"version": Version,
-		"feeds":   len(heads),
+		"id":          s.keys.ID.String(),
+		"version":     Version,
+		"feeds":       len(heads),
+		"replicating": len(s.repl.Wanted()),
+		"forked":      forked,
 		"store": map[string]any{
 			"messages":  st.Messages,
 			"commits":   st.Commits,
@@ -209,6 +219,9 @@ func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request, o
 	if err != nil {
 		req.Fail(fmt.Errorf("createHistoryStream: %w", err))
 		return
+	}
+	if s.repl.IsBlocked(caller(ctx)) {
+		return // ssb-replicate ends the stream at once for a peer we block
 	}
 	seq := int64(0)
 	switch {
@@ -355,4 +368,55 @@ func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Itera
 			return
 		}
 	}
+}
+
+// gossipConnect dials a peer at a multiserver address
+// ("net:HOST:PORT~shs:KEY") and replicates with it until the connection or
+// the server ends. It answers once the handshake is done.
+func (s *Server) gossipConnect(ctx context.Context, req *muxrpc.Request) {
+	var addr string
+	arg := firstArg(req)
+	if json.Unmarshal(arg, &addr) != nil {
+		var o struct{ Address string }
+		json.Unmarshal(arg, &o)
+		addr = o.Address
+	}
+	hostPort, key, err := parseAddress(addr)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", hostPort)
+	if err != nil {
+		req.Fail(fmt.Errorf("gossip.connect: %w", err))
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	conn, err := shs.ClientConn(hctx, raw, s.network, s.keys.Private, key.PublicKey())
+	cancel()
+	if err != nil {
+		req.Fail(fmt.Errorf("gossip.connect: %w", err))
+		return
+	}
+	s.wg.Go(func() { s.servePeer(s.ctx, conn, key.PublicKey()) })
+	req.Return(map[string]string{"id": key.String(), "address": addr})
+}
+
+// parseAddress reads the first net address of a multiserver address.
+func parseAddress(addr string) (string, refs.Feed, error) {
+	for _, a := range strings.Split(addr, ";") {
+		transport, auth, ok := strings.Cut(a, "~")
+		hostPort, isNet := strings.CutPrefix(transport, "net:")
+		key, isSHS := strings.CutPrefix(auth, "shs:")
+		if !ok || !isNet || !isSHS {
+			continue
+		}
+		feed, err := refs.ParseFeed("@" + key + ".ed25519")
+		if err != nil {
+			return "", refs.Feed{}, fmt.Errorf("gossip.connect: %q: %w", addr, err)
+		}
+		return hostPort, feed, nil
+	}
+	return "", refs.Feed{}, fmt.Errorf("gossip.connect: %q is not a net:HOST:PORT~shs:KEY address", addr)
 }

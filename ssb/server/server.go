@@ -22,9 +22,11 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/scuttlego/scuttle/ssb/graph"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate"
 	"github.com/scuttlego/scuttle/ssb/shs"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
@@ -44,8 +46,10 @@ type Server struct {
 	network [32]byte
 	hmacKey []byte
 	store   *store.Store
+	repl    *replicate.Replicator
 	mux     muxrpc.Mux
 
+	ctx   context.Context // Serve's, for outbound connections
 	mu    sync.Mutex
 	conns map[*muxrpc.Endpoint]struct{}
 	wg    sync.WaitGroup
@@ -67,6 +71,9 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.Hops == 0 {
+		cfg.Hops = graph.DefaultHops
 	}
 	network, err := cfg.networkKey()
 	if err != nil {
@@ -92,6 +99,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		conns: make(map[*muxrpc.Endpoint]struct{}),
 		sem:   make(chan struct{}, cfg.MaxConns),
 	}
+	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
 	s.register()
 	return s, nil
 }
@@ -143,7 +151,13 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.ctx = ctx
 	var accepting sync.WaitGroup
+	accepting.Go(func() {
+		if err := s.repl.Run(ctx); err != nil {
+			s.log.Error("replication stopped", "err", err)
+		}
+	})
 	accepting.Go(func() { s.accept(ctx, ln, s.peer) })
 	accepting.Go(func() { s.accept(ctx, unixLn, s.local) })
 	<-ctx.Done()
@@ -195,27 +209,50 @@ func (s *Server) peer(ctx context.Context, c net.Conn) {
 		s.log.Info("handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
-	owner := remote.Equal(s.keys.Private.Public().(ed25519.PublicKey))
+	s.servePeer(ctx, conn, remote)
+}
+
+// servePeer serves an authenticated connection to a peer, inbound or
+// outbound, and replicates with it.
+func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey) {
+	owner := remote.Equal(s.keys.Public)
 	var allow func(string) bool
 	if !owner {
 		allow = muxrpc.AllowList(anonymous...)
 	}
 	id, _ := refs.NewFeed(remote)
-	s.serveRPC(ctx, conn, allow, "peer", id.String())
+	s.serveRPC(ctx, conn, allow, "peer", id)
 }
 
 // local serves a connection on the local socket with the owner's rights.
 func (s *Server) local(ctx context.Context, c net.Conn) {
-	s.serveRPC(ctx, c, nil, "local", "")
+	s.serveRPC(ctx, c, nil, "local", s.keys.ID)
 }
 
-func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind, id string) {
-	log := s.log.With("conn", kind, "remote", id)
-	e := muxrpc.NewEndpoint(c, s.mux.Handler(allow), muxrpc.WithLogger(log))
+// remoteKey is the context key of the feed id of a request's caller.
+type remoteKey struct{}
+
+// caller returns the feed id of the peer a request came from (the server's
+// own id on the local socket).
+func caller(ctx context.Context) refs.Feed {
+	id, _ := ctx.Value(remoteKey{}).(refs.Feed)
+	return id
+}
+
+func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed) {
+	log := s.log.With("conn", kind, "remote", id.String())
+	h := s.mux.Handler(allow)
+	withCaller := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
+		h.HandleCall(context.WithValue(ctx, remoteKey{}, id), req)
+	})
+	e := muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log))
 	s.mu.Lock()
 	s.conns[e] = struct{}{}
 	s.mu.Unlock()
 	log.Debug("connected")
+	if kind == "peer" {
+		s.repl.AddPeer(ctx, e, id)
+	}
 	err := e.Serve(ctx)
 	s.mu.Lock()
 	delete(s.conns, e)

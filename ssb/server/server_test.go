@@ -35,6 +35,11 @@ func startServer(t *testing.T) *testServer {
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
+	return startServerWith(t, caps)
+}
+
+func startServerWith(t *testing.T, caps [32]byte) *testServer {
+	t.Helper()
 	cfg := Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
 		HandshakeTimeout: 2 * time.Second}
 	srv, err := Open(cfg, nil)

@@ -1,0 +1,272 @@
+// Package replicate is legacy replication (ssb-replicate): for every feed
+// the follow graph wants, ask every connected peer for what comes after the
+// latest stored message with createHistoryStream({id, seq, live: true,
+// keys: false}), validate, and append.
+//
+// The wanted set is the feeds within Hops of the local feed, recomputed
+// whenever a contact message is stored, so replication widens as follows
+// arrive. Invalid messages from a peer (bad signature, a fork, a gap) end
+// that feed's stream from that peer, are logged and counted, and do not
+// stop other feeds or peers.
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/scuttlego/scuttle/ssb/graph"
+	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/store"
+)
+
+// batchSize bounds the messages appended in one call.
+const batchSize = 256
+
+// A Replicator replicates the wanted feeds from every peer it is given.
+type Replicator struct {
+	store *store.Store
+	self  refs.Feed
+	hops  int
+	log   *slog.Logger
+	graph *graph.Graph
+
+	mu     sync.Mutex
+	wanted map[refs.Feed]bool
+	peers  map[*peer]struct{}
+	errors map[refs.Feed]error // the last invalid message of each feed
+	forked map[refs.Feed]bool
+	wg     sync.WaitGroup
+}
+
+type peer struct {
+	e      *muxrpc.Endpoint
+	id     refs.Feed
+	ctx    context.Context
+	asking map[refs.Feed]bool
+}
+
+// New returns a replicator for the store, wanting the feeds within hops of
+// self.
+func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Replicator{
+		store: st, self: self, hops: hops, log: log, graph: graph.New(),
+		wanted: map[refs.Feed]bool{self: true},
+		peers:  make(map[*peer]struct{}),
+		errors: make(map[refs.Feed]error),
+		forked: make(map[refs.Feed]bool),
+	}
+}
+
+// Graph returns the follow graph the replicator keeps.
+func (r *Replicator) Graph() *graph.Graph { return r.graph }
+
+// Run follows the store's contact messages (old and new) into the graph
+// until ctx ends, recomputing the wanted feeds as they change.
+func (r *Replicator) Run(ctx context.Context) error {
+	it, err := r.store.Type(ctx, store.TypeQuery{Type: "contact", Live: true})
+	if err != nil {
+		return fmt.Errorf("replicate: %w", err)
+	}
+	defer it.Close()
+	for {
+		item, err := it.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+				r.wg.Wait()
+				return nil
+			}
+			return fmt.Errorf("replicate: contacts: %w", err)
+		}
+		m, err := message.Decode(item.Value)
+		if err != nil || m.Encrypted() {
+			continue
+		}
+		if r.graph.Contact(m.Author, m.Content) {
+			r.update()
+		}
+	}
+}
+
+// Wanted returns the feeds replication asks peers for.
+func (r *Replicator) Wanted() []refs.Feed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]refs.Feed, 0, len(r.wanted))
+	for f := range r.wanted {
+		out = append(out, f)
+	}
+	return out
+}
+
+// IsBlocked reports whether the local feed blocks feed: such a peer is
+// served nothing.
+func (r *Replicator) IsBlocked(feed refs.Feed) bool { return r.graph.IsBlocking(r.self, feed) }
+
+// Forked returns the feeds found forked, with the error that showed it.
+func (r *Replicator) Forked() map[refs.Feed]error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[refs.Feed]error)
+	for f := range r.forked {
+		out[f] = r.errors[f]
+	}
+	return out
+}
+
+// update recomputes the wanted feeds and asks every peer for new ones.
+func (r *Replicator) update() {
+	want := r.graph.Replicate(r.self, r.hops)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range want {
+		if !r.wanted[f] {
+			r.wanted[f] = true
+			r.log.Debug("replicate: wanted", "feed", f.String())
+		}
+	}
+	for p := range r.peers {
+		r.askLocked(p)
+	}
+}
+
+// AddPeer replicates with a connected peer until its connection or ctx
+// ends. It returns at once.
+func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed) {
+	p := &peer{e: e, id: id, ctx: ctx, asking: make(map[refs.Feed]bool)}
+	r.mu.Lock()
+	r.peers[p] = struct{}{}
+	r.askLocked(p)
+	r.mu.Unlock()
+	r.wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-e.Done():
+		}
+		r.mu.Lock()
+		delete(r.peers, p)
+		r.mu.Unlock()
+	})
+}
+
+// askLocked starts a history stream from p for each wanted feed it is not
+// asked for yet, except feeds found forked.
+func (r *Replicator) askLocked(p *peer) {
+	for f := range r.wanted {
+		if p.asking[f] || r.forked[f] {
+			continue
+		}
+		p.asking[f] = true
+		r.wg.Go(func() { r.fetch(p, f) })
+	}
+}
+
+// fetch streams feed f from peer p into the store.
+func (r *Replicator) fetch(p *peer, f refs.Feed) {
+	defer func() {
+		r.mu.Lock()
+		delete(p.asking, f)
+		r.mu.Unlock()
+	}()
+	seq := int64(1)
+	if h, err := r.store.Latest(f); err == nil {
+		seq = h.State.Sequence + 1
+	}
+	s, err := p.e.Open(muxrpc.Method{"createHistoryStream"}, muxrpc.Source,
+		map[string]any{"id": f.String(), "seq": seq, "live": true, "keys": false})
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	// A reader goroutine receives; this one appends what has arrived in
+	// batches, so a fast peer costs one fsync per batch, not per message.
+	msgs := make(chan []byte, batchSize)
+	go func() {
+		defer close(msgs)
+		for {
+			pkt, err := s.Recv(p.ctx)
+			if err != nil {
+				if !errors.Is(err, io.EOF) && p.ctx.Err() == nil {
+					r.log.Debug("replicate: stream ended", "peer", p.id.String(), "feed", f.String(), "err", err)
+				}
+				return
+			}
+			select {
+			case msgs <- pkt.Body:
+			case <-p.ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		s.Close()
+		for range msgs {
+		}
+	}()
+	for raw := range msgs {
+		batch := [][]byte{raw}
+	more:
+		for len(batch) < batchSize {
+			select {
+			case raw, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, raw)
+			default:
+				break more
+			}
+		}
+		if err := r.append(p, f, batch); err != nil {
+			return
+		}
+	}
+}
+
+// append stores a batch from a peer; on an invalid message it stores the
+// valid ones before it, records the error and returns it.
+func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) error {
+	for len(batch) > 0 {
+		_, err := r.store.Append(p.ctx, batch...)
+		if err == nil {
+			return nil
+		}
+		var ae *store.AppendError
+		if !errors.As(err, &ae) {
+			return err // the store or the context
+		}
+		if errors.Is(err, store.ErrDuplicate) {
+			// Another peer sent it first: keep what came before it (a
+			// batch is stored whole or not at all), skip it, go on.
+			if ae.Index > 0 {
+				if _, err := r.store.Append(p.ctx, batch[:ae.Index]...); err != nil {
+					return err
+				}
+			}
+			batch = batch[ae.Index+1:]
+			continue
+		}
+		if ae.Index > 0 { // keep the valid messages before the bad one
+			if _, err := r.store.Append(p.ctx, batch[:ae.Index]...); err != nil {
+				return err
+			}
+		}
+		r.mu.Lock()
+		r.errors[f] = err
+		if errors.Is(err, message.ErrFork) {
+			r.forked[f] = true
+		}
+		r.mu.Unlock()
+		r.log.Warn("replicate: invalid message from a peer", "peer", p.id.String(), "feed", f.String(), "err", err)
+		return err
+	}
+	return nil
+}

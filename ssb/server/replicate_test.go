@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/ssb/client"
+	"github.com/scuttlego/scuttle/ssb/keys"
+	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/shs"
+)
+
+// rpc is anything that can make async calls: a local endpoint or a client.
+type rpc interface {
+	AsyncJSON(ctx context.Context, out any, method muxrpc.Method, args ...any) error
+}
+
+func publish(t *testing.T, e rpc, content map[string]any) {
+	t.Helper()
+	var m struct{ Key string }
+	if err := e.AsyncJSON(context.Background(), &m, muxrpc.Method{"publish"}, content); err != nil {
+		t.Fatalf("publish %v: %v", content, err)
+	}
+}
+
+// waitSeq waits until e holds feed up to seq.
+func waitSeq(t *testing.T, e rpc, feed refs.Feed, seq int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var got int64
+	for time.Now().Before(deadline) {
+		got = 0
+		e.AsyncJSON(context.Background(), &got, muxrpc.Method{"latestSequence"}, feed.String())
+		if got >= seq {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after %v the peer holds %s up to %d, want %d", within, feed, got, seq)
+}
+
+func address(addr net.Addr, id refs.Feed) string {
+	key := strings.TrimSuffix(strings.TrimPrefix(id.String(), "@"), ".ed25519")
+	return "net:" + addr.String() + "~shs:" + key
+}
+
+// Two servers that follow each other replicate both feeds, then live.
+func TestReplicationGoToGo(t *testing.T) {
+	var caps [32]byte
+	rand.Read(caps[:])
+	a, b := startServerWith(t, caps), startServerWith(t, caps)
+	ea, eb := a.local(t), b.local(t)
+	for i := range 3 {
+		publish(t, ea, map[string]any{"type": "post", "text": "a" + strconv.Itoa(i)})
+	}
+	publish(t, eb, map[string]any{"type": "post", "text": "b0"})
+	publish(t, ea, map[string]any{"type": "contact", "contact": b.ID().String(), "following": true})
+	publish(t, eb, map[string]any{"type": "contact", "contact": a.ID().String(), "following": true})
+
+	var res map[string]string
+	if err := ea.AsyncJSON(context.Background(), &res, muxrpc.Method{"gossip", "connect"}, address(b.addr, b.ID())); err != nil {
+		t.Fatalf("gossip.connect: %v", err)
+	}
+	waitSeq(t, ea, b.ID(), 2, 10*time.Second)
+	waitSeq(t, eb, a.ID(), 4, 10*time.Second)
+
+	start := time.Now()
+	publish(t, eb, map[string]any{"type": "post", "text": "live from b"})
+	waitSeq(t, ea, b.ID(), 3, time.Second)
+	publish(t, ea, map[string]any{"type": "post", "text": "live from a"})
+	waitSeq(t, eb, a.ID(), 5, time.Second)
+	t.Logf("live messages arrived in %v", time.Since(start))
+}
+
+// A Go server and JavaScript ssb-server@16 that follow each other
+// replicate both feeds, whichever side dials, then live.
+func TestReplicationWithJSServer(t *testing.T) {
+	for _, goDials := range []bool{true, false} {
+		t.Run(map[bool]string{true: "go dials", false: "js dials"}[goDials], func(t *testing.T) {
+			replicateWithJS(t, goDials)
+		})
+	}
+}
+
+func replicateWithJS(t *testing.T, goDials bool) {
+	oracle.Require(t)
+	var caps [32]byte
+	rand.Read(caps[:])
+	g := startServerWith(t, caps)
+	eg := g.local(t)
+
+	jsKeys, _ := keys.Generate(nil)
+	port := freePortT(t)
+	cfg, _ := json.Marshal(map[string]any{"dir": t.TempDir(), "port": port, "wsPort": freePortT(t),
+		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(jsKeys.Secret())})
+	js := oracle.Start(t, "ssb-server-peer.js", string(cfg))
+	js.Timeout = 60 * time.Second
+	js.WaitFor(func(m oracle.Msg) bool { return len(m.Fields["started"]) > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var jc *client.Client
+	for jc == nil {
+		var err error
+		if jc, err = client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(port), caps, jsKeys, jsKeys.Public, nil); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	defer jc.Close()
+
+	publish(t, eg, map[string]any{"type": "post", "text": "hello from Go ✓"})
+	publish(t, eg, map[string]any{"type": "contact", "contact": jsKeys.ID.String(), "following": true})
+	publish(t, jc, map[string]any{"type": "post", "text": "hello from JavaScript 😀"})
+	publish(t, jc, map[string]any{"type": "contact", "contact": g.ID().String(), "following": true})
+
+	var res any
+	if goDials {
+		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, jsKeys.ID)); err != nil {
+			t.Fatalf("gossip.connect to ssb-server: %v", err)
+		}
+	} else if err := jc.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(g.addr, g.ID())); err != nil {
+		t.Fatalf("ssb-server gossip.connect to us: %v", err)
+	}
+	waitSeq(t, eg, jsKeys.ID, 2, 20*time.Second)
+	waitSeq(t, jc, g.ID(), 2, 20*time.Second)
+
+	// The feeds are identical: same ids on both sides.
+	for _, feed := range []refs.Feed{g.ID(), jsKeys.ID} {
+		var fromGo, fromJS struct{ Key string }
+		eg.AsyncJSON(ctx, &fromGo, muxrpc.Method{"getLatest"}, feed.String())
+		jc.AsyncJSON(ctx, &fromJS, muxrpc.Method{"getLatest"}, feed.String())
+		if fromGo.Key == "" || fromGo.Key != fromJS.Key {
+			t.Errorf("latest of %s: Go %q, JavaScript %q", feed, fromGo.Key, fromJS.Key)
+		}
+	}
+
+	publish(t, jc, map[string]any{"type": "post", "text": "live from JavaScript"})
+	waitSeq(t, eg, jsKeys.ID, 3, time.Second)
+	publish(t, eg, map[string]any{"type": "post", "text": "live from Go"})
+	waitSeq(t, jc, g.ID(), 3, time.Second)
+}
+
+func freePortT(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// A peer that serves one feed with a forged message and another feed
+// correctly: the good messages before the forgery are kept, the forgery is
+// not, and the other feed replicates in full.
+func TestReplicationRejectsInvalidMessages(t *testing.T) {
+	s := startServer(t)
+	es := s.local(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// Two feeds the server will want: it follows both.
+	bad, _ := keys.Generate(nil)
+	good, _ := keys.Generate(nil)
+	publish(t, es, map[string]any{"type": "contact", "contact": bad.ID.String(), "following": true})
+	publish(t, es, map[string]any{"type": "contact", "contact": good.ID.String(), "following": true})
+	feedOf := func(kp *keys.KeyPair, n int) [][]byte {
+		var out [][]byte
+		var prev message.FeedState
+		for i := range n {
+			m, err := message.Create(kp, nil, &prev, float64(1700000000000+i), map[string]any{"type": "post", "n": i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m.Raw)
+			prev = m.State()
+		}
+		return out
+	}
+	badFeed, goodFeed := feedOf(bad, 4), feedOf(good, 5)
+	// Message 3 of the bad feed is altered after signing.
+	badFeed[2] = []byte(strings.Replace(string(badFeed[2]), `"n":2`, `"n":99`, 1))
+
+	// The hostile peer: serves createHistoryStream from those feeds.
+	var network [32]byte
+	refs.DecodeBase64(network[:], s.caps)
+	peerKeys, _ := keys.Generate(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn, _, err := shs.ServerConn(ctx, raw, network, peerKeys.Private, nil)
+		if err != nil {
+			return
+		}
+		e := muxrpc.NewEndpoint(conn, muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
+			var args []struct {
+				ID  string
+				Seq int
+			}
+			json.Unmarshal(req.Args, &args)
+			if req.Method.String() != "createHistoryStream" || len(args) != 1 {
+				req.Fail(errors.New("no"))
+				return
+			}
+			feed := map[string][][]byte{bad.ID.String(): badFeed, good.ID.String(): goodFeed}[args[0].ID]
+			for i := max(args[0].Seq, 1) - 1; i < len(feed); i++ {
+				req.Stream().SendRaw(muxrpc.JSON, feed[i])
+			}
+			<-ctx.Done() // live: stay open
+		}))
+		e.Serve(ctx)
+	}()
+	var res any
+	if err := es.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(ln.Addr(), peerKeys.ID)); err != nil {
+		t.Fatal(err)
+	}
+	waitSeq(t, es, good.ID, 5, 10*time.Second)
+	waitSeq(t, es, bad.ID, 2, 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // the forgery has been seen by now
+	var seq int64
+	if err := es.AsyncJSON(ctx, &seq, muxrpc.Method{"latestSequence"}, bad.ID.String()); err != nil || seq != 2 {
+		t.Errorf("the bad feed is stored up to %d (%v), want 2: nothing from the forgery on", seq, err)
+	}
+	if err := s.Store().Check(ctx); err != nil {
+		t.Errorf("store check: %v", err)
+	}
+	cancel()
+	<-served
+}
