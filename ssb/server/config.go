@@ -47,6 +47,9 @@ type Config struct {
 	// Hops is how far in the follow graph feeds are replicated
 	// (friends.hops). Default 2.
 	Hops int
+	// Outbound is how many connections the scheduler keeps to known peers
+	// (gossip.add, gossip.connect). Default 3.
+	Outbound int
 }
 
 // Defaults of Config.

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
-	"github.com/scuttlego/scuttle/ssb/shs"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
@@ -32,6 +30,10 @@ func (s *Server) register() {
 	m.Register("latestSequence", muxrpc.Async, s.latestSequence)
 	m.Register("createHistoryStream", muxrpc.Source, withOpts("id", s.createHistoryStream))
 	m.Register("gossip.connect", muxrpc.Async, s.gossipConnect)
+	m.Register("gossip.add", muxrpc.Async, s.gossipAdd)
+	m.Register("gossip.remove", muxrpc.Async, s.gossipRemove)
+	m.Register("gossip.peers", muxrpc.Sync, s.gossipPeers)
+	m.Register("gossip.ping", muxrpc.Duplex, s.gossipPing)
 	m.Register("createUserStream", muxrpc.Source, withOpts("id", s.createUserStream))
 	m.Register("createLogStream", muxrpc.Source, withOpts("", s.createLogStream))
 	m.Register("createFeedStream", muxrpc.Source, withOpts("", s.createFeedStream))
@@ -370,37 +372,26 @@ func (s *Server) drain(ctx context.Context, req *muxrpc.Request, it *store.Itera
 	}
 }
 
-// gossipConnect dials a peer at a multiserver address
-// ("net:HOST:PORT~shs:KEY") and replicates with it until the connection or
-// the server ends. It answers once the handshake is done.
+// gossipConnect adds a peer at a multiserver address
+// ("net:HOST:PORT~shs:KEY") to the known peers and dials it now; the
+// connection replicates until it or the server ends (the scheduler
+// reconnects later). It answers once the handshake is done.
 func (s *Server) gossipConnect(ctx context.Context, req *muxrpc.Request) {
-	var addr string
-	arg := firstArg(req)
-	if json.Unmarshal(arg, &addr) != nil {
-		var o struct{ Address string }
-		json.Unmarshal(arg, &o)
-		addr = o.Address
-	}
-	hostPort, key, err := parseAddress(addr)
+	addr, err := addressArg(req)
 	if err != nil {
 		req.Fail(err)
 		return
 	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", hostPort)
+	k, err := s.peers.add(addr)
 	if err != nil {
+		req.Fail(err)
+		return
+	}
+	if err := s.dialPeer(ctx, k.hostPort, k.feed); err != nil {
 		req.Fail(fmt.Errorf("gossip.connect: %w", err))
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-	conn, err := shs.ClientConn(hctx, raw, s.network, s.keys.Private, key.PublicKey())
-	cancel()
-	if err != nil {
-		req.Fail(fmt.Errorf("gossip.connect: %w", err))
-		return
-	}
-	s.wg.Go(func() { s.servePeer(s.ctx, conn, key.PublicKey()) })
-	req.Return(map[string]string{"id": key.String(), "address": addr})
+	req.Return(map[string]string{"id": k.feed.String(), "address": addr})
 }
 
 // parseAddress reads the first net address of a multiserver address.

@@ -36,7 +36,7 @@ const Version = "0.1.0"
 
 // anonymous is what a peer that is not the owner may call (ssb-server's
 // anonymous permissions, restricted to the methods this server has).
-var anonymous = []string{"manifest", "createHistoryStream"}
+var anonymous = []string{"manifest", "createHistoryStream", "gossip.ping"}
 
 // A Server is a running peer.
 type Server struct {
@@ -47,6 +47,7 @@ type Server struct {
 	hmacKey []byte
 	store   *store.Store
 	repl    *replicate.Replicator
+	peers   *peers
 	mux     muxrpc.Mux
 
 	ctx   context.Context // Serve's, for outbound connections
@@ -75,6 +76,9 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Hops == 0 {
 		cfg.Hops = graph.DefaultHops
 	}
+	if cfg.Outbound == 0 {
+		cfg.Outbound = DefaultOutbound
+	}
 	network, err := cfg.networkKey()
 	if err != nil {
 		return nil, err
@@ -100,6 +104,10 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		sem:   make(chan struct{}, cfg.MaxConns),
 	}
 	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
+	if s.peers, err = loadPeers(peersPath(cfg.Path)); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.register()
 	return s, nil
 }
@@ -158,6 +166,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 			s.log.Error("replication stopped", "err", err)
 		}
 	})
+	accepting.Go(func() { s.schedule(ctx) })
 	accepting.Go(func() { s.accept(ctx, ln, s.peer) })
 	accepting.Go(func() { s.accept(ctx, unixLn, s.local) })
 	<-ctx.Done()
@@ -221,6 +230,8 @@ func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.Pu
 		allow = muxrpc.AllowList(anonymous...)
 	}
 	id, _ := refs.NewFeed(remote)
+	s.peers.up(id)
+	defer s.peers.down(id)
 	s.serveRPC(ctx, conn, allow, "peer", id)
 }
 
