@@ -93,33 +93,52 @@ func TestReplicationWithJSServer(t *testing.T) {
 	}
 }
 
-func replicateWithJS(t *testing.T, goDials bool) {
-	oracle.Require(t)
-	var caps [32]byte
-	rand.Read(caps[:])
-	g := startServerWith(t, caps)
-	eg := g.local(t)
+// jsServer is a running JavaScript ssb-server@16 and an owner connection
+// to it.
+type jsServer struct {
+	keys *keys.KeyPair
+	port int
+	c    *client.Client
+}
 
-	jsKeys, _ := keys.Generate(nil)
-	port := freePortT(t)
-	cfg, _ := json.Marshal(map[string]any{"dir": t.TempDir(), "port": port, "wsPort": freePortT(t),
-		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(jsKeys.Secret())})
+func startJS(t *testing.T, caps [32]byte) *jsServer {
+	t.Helper()
+	oracle.Require(t)
+	j := &jsServer{port: freePortT(t)}
+	j.keys, _ = keys.Generate(nil)
+	cfg, _ := json.Marshal(map[string]any{"dir": t.TempDir(), "port": j.port, "wsPort": freePortT(t),
+		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(j.keys.Secret())})
 	js := oracle.Start(t, "ssb-server-peer.js", string(cfg))
 	js.Timeout = 60 * time.Second
 	js.WaitFor(func(m oracle.Msg) bool { return len(m.Fields["started"]) > 0 })
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var jc *client.Client
-	for jc == nil {
+	for j.c == nil {
 		var err error
-		if jc, err = client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(port), caps, jsKeys, jsKeys.Public, nil); err != nil {
+		if j.c, err = client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(j.port), caps, j.keys, j.keys.Public, nil); err != nil {
 			if ctx.Err() != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	defer jc.Close()
+	t.Cleanup(func() { j.c.Close() })
+	return j
+}
+
+func (j *jsServer) address() string {
+	return address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: j.port}, j.keys.ID)
+}
+
+func replicateWithJS(t *testing.T, goDials bool) {
+	var caps [32]byte
+	rand.Read(caps[:])
+	g := startServerWith(t, caps)
+	eg := g.local(t)
+	j := startJS(t, caps)
+	jsKeys, jc := j.keys, j.c
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
 
 	publish(t, eg, map[string]any{"type": "post", "text": "hello from Go ✓"})
 	publish(t, eg, map[string]any{"type": "contact", "contact": jsKeys.ID.String(), "following": true})
@@ -128,7 +147,7 @@ func replicateWithJS(t *testing.T, goDials bool) {
 
 	var res any
 	if goDials {
-		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, jsKeys.ID)); err != nil {
+		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.address()); err != nil {
 			t.Fatalf("gossip.connect to ssb-server: %v", err)
 		}
 	} else if err := jc.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(g.addr, g.ID())); err != nil {
@@ -248,4 +267,37 @@ func TestReplicationRejectsInvalidMessages(t *testing.T) {
 	}
 	cancel()
 	<-served
+}
+
+// A feed published on one JavaScript server reaches a second one through
+// ours: JS1 -> Go -> JS2, with the same ids.
+func TestReplicationChainJSGoJS(t *testing.T) {
+	var caps [32]byte
+	rand.Read(caps[:])
+	g := startServerWith(t, caps)
+	eg := g.local(t)
+	js1, js2 := startJS(t, caps), startJS(t, caps)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	for i := range 3 {
+		publish(t, js1.c, map[string]any{"type": "post", "text": "from the first JavaScript server " + strconv.Itoa(i)})
+	}
+	// Go follows JS1; JS2 follows Go, so JS1 is two hops from JS2.
+	publish(t, eg, map[string]any{"type": "contact", "contact": js1.keys.ID.String(), "following": true})
+	publish(t, js2.c, map[string]any{"type": "contact", "contact": g.ID().String(), "following": true})
+	var res any
+	for _, j := range []*jsServer{js1, js2} {
+		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.address()); err != nil {
+			t.Fatalf("gossip.connect: %v", err)
+		}
+	}
+	waitSeq(t, eg, js1.keys.ID, 3, 20*time.Second)
+	waitSeq(t, js2.c, js1.keys.ID, 3, 30*time.Second)
+	var fromJS1, fromJS2 struct{ Key string }
+	js1.c.AsyncJSON(ctx, &fromJS1, muxrpc.Method{"getLatest"}, js1.keys.ID.String())
+	js2.c.AsyncJSON(ctx, &fromJS2, muxrpc.Method{"getLatest"}, js1.keys.ID.String())
+	if fromJS1.Key == "" || fromJS1.Key != fromJS2.Key {
+		t.Errorf("latest of JS1's feed: %q on JS1, %q on JS2", fromJS1.Key, fromJS2.Key)
+	}
 }
