@@ -203,3 +203,10 @@ func (s *Stream) end(err error) error {
 	}
 	return sendErr
 }
+
+// Pending returns how many packets from the peer wait to be received.
+func (s *Stream) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/scuttlego/scuttle/ssb/graph"
 	"github.com/scuttlego/scuttle/ssb/message"
@@ -39,17 +40,46 @@ type Replicator struct {
 	mu     sync.Mutex
 	wanted map[refs.Feed]bool
 	peers  map[*peer]struct{}
+	byConn map[*muxrpc.Endpoint]*peer
+	ebts   map[*ebtSession]struct{}
 	errors map[refs.Feed]error // the last invalid message of each feed
 	forked map[refs.Feed]bool
 	wg     sync.WaitGroup
+
+	// NoEBT replicates with createHistoryStream only: it neither calls nor
+	// expects ebt.replicate. Set it before AddPeer.
+	NoEBT bool
+
+	stats Stats
+}
+
+// Stats counts replication sessions and rejected messages since New.
+type Stats struct {
+	EBTSessions    int // ebt.replicate streams that carried a note
+	LegacyPeers    int // connections replicated with createHistoryStream
+	InvalidBatches int // appends refused for an invalid message from a peer
+}
+
+// Stats returns the counters.
+func (r *Replicator) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
 }
 
 type peer struct {
-	e      *muxrpc.Endpoint
-	id     refs.Feed
-	ctx    context.Context
-	asking map[refs.Feed]bool
+	e         *muxrpc.Endpoint
+	id        refs.Feed
+	ctx       context.Context
+	asking    map[refs.Feed]bool
+	legacy    bool          // replicating with createHistoryStream
+	ebtCalled chan struct{} // closed when the peer calls ebt.replicate
+	ebtOnce   sync.Once
 }
+
+// EBTWait is how long a peer that dialed us has to call ebt.replicate
+// before replication falls back to legacy createHistoryStream.
+var EBTWait = 2 * time.Second
 
 // New returns a replicator for the store, wanting the feeds within hops of
 // self.
@@ -61,6 +91,8 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 		store: st, self: self, hops: hops, log: log, graph: graph.New(),
 		wanted: map[refs.Feed]bool{self: true},
 		peers:  make(map[*peer]struct{}),
+		byConn: make(map[*muxrpc.Endpoint]*peer),
+		ebts:   make(map[*ebtSession]struct{}),
 		errors: make(map[refs.Feed]error),
 		forked: make(map[refs.Feed]bool),
 	}
@@ -134,27 +166,79 @@ func (r *Replicator) update() {
 		}
 	}
 	for p := range r.peers {
-		r.askLocked(p)
+		if p.legacy {
+			r.askLocked(p)
+		}
+	}
+	for es := range r.ebts {
+		r.wg.Go(func() { es.sendNote() })
 	}
 }
 
 // AddPeer replicates with a connected peer until its connection or ctx
-// ends. It returns at once.
-func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed) {
-	p := &peer{e: e, id: id, ctx: ctx, asking: make(map[refs.Feed]bool)}
-	r.mu.Lock()
-	r.peers[p] = struct{}{}
-	r.askLocked(p)
-	r.mu.Unlock()
+// ends. It returns at once. The side that dialed (dialer) starts EBT and
+// falls back to legacy replication if the peer refuses it; the other side
+// answers the peer's ebt.replicate (ServeEBT), and falls back to legacy if
+// the peer has not called it within EBTWait.
+func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) {
+	p := r.register(ctx, e, id)
 	r.wg.Go(func() {
-		select {
-		case <-ctx.Done():
-		case <-e.Done():
+		defer r.unregister(p)
+		done := func() {
+			select {
+			case <-ctx.Done():
+			case <-e.Done():
+			}
+		}
+		if r.NoEBT {
+			// legacy at once
+		} else if dialer {
+			s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
+			if err == nil {
+				gotNote, _ := r.ebt(ctx, p, s, false)
+				if gotNote {
+					return // EBT ran; the stream or the connection ended
+				}
+			}
+			r.log.Debug("replicate: peer refused EBT; legacy", "peer", id.String())
+		} else {
+			select {
+			case <-p.ebtCalled:
+				done()
+				return
+			case <-time.After(EBTWait):
+			case <-ctx.Done():
+				return
+			case <-e.Done():
+				return
+			}
 		}
 		r.mu.Lock()
-		delete(r.peers, p)
+		p.legacy = true
+		r.stats.LegacyPeers++
+		r.askLocked(p)
 		r.mu.Unlock()
+		done()
 	})
+}
+
+func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed) *peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.byConn[e]; ok {
+		return p
+	}
+	p := &peer{e: e, id: id, ctx: ctx, asking: make(map[refs.Feed]bool), ebtCalled: make(chan struct{})}
+	r.peers[p] = struct{}{}
+	r.byConn[e] = p
+	return p
+}
+
+func (r *Replicator) unregister(p *peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.peers, p)
+	delete(r.byConn, p.e)
 }
 
 // askLocked starts a history stream from p for each wanted feed it is not
@@ -260,6 +344,7 @@ func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) error {
 			}
 		}
 		r.mu.Lock()
+		r.stats.InvalidBatches++
 		r.errors[f] = err
 		if errors.Is(err, message.ErrFork) {
 			r.forked[f] = true

@@ -50,6 +50,9 @@ type Config struct {
 	// Outbound is how many connections the scheduler keeps to known peers
 	// (gossip.add, gossip.connect). Default 3.
 	Outbound int
+	// NoEBT turns EBT off: replication uses createHistoryStream only, and
+	// peers calling ebt.replicate get an error (so they fall back).
+	NoEBT bool
 }
 
 // Defaults of Config.

@@ -34,6 +34,12 @@ func (s *Server) register() {
 	m.Register("gossip.remove", muxrpc.Async, s.gossipRemove)
 	m.Register("gossip.peers", muxrpc.Sync, s.gossipPeers)
 	m.Register("gossip.ping", muxrpc.Duplex, s.gossipPing)
+	m.Register("ebt.replicate", muxrpc.Duplex, func(ctx context.Context, req *muxrpc.Request) {
+		e, _ := ctx.Value(endpointKey{}).(*muxrpc.Endpoint)
+		if err := s.repl.ServeEBT(ctx, req, e, caller(ctx)); err != nil {
+			req.Fail(err)
+		}
+	})
 	m.Register("createUserStream", muxrpc.Source, withOpts("id", s.createUserStream))
 	m.Register("createLogStream", muxrpc.Source, withOpts("", s.createLogStream))
 	m.Register("createFeedStream", muxrpc.Source, withOpts("", s.createFeedStream))
@@ -124,6 +130,7 @@ func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
 		"feeds":       len(heads),
 		"replicating": len(s.repl.Wanted()),
 		"forked":      forked,
+		"replication": s.repl.Stats(),
 		"store": map[string]any{
 			"messages":  st.Messages,
 			"commits":   st.Commits,

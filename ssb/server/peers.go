@@ -254,7 +254,7 @@ func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) 
 	if err != nil {
 		return err
 	}
-	s.wg.Go(func() { s.servePeer(s.ctx, conn, feed.PublicKey()) })
+	s.wg.Go(func() { s.servePeer(s.ctx, conn, feed.PublicKey(), true) })
 	return nil
 }
 

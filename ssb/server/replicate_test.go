@@ -86,10 +86,11 @@ func TestReplicationGoToGo(t *testing.T) {
 // A Go server and JavaScript ssb-server@16 that follow each other
 // replicate both feeds, whichever side dials, then live.
 func TestReplicationWithJSServer(t *testing.T) {
-	for _, goDials := range []bool{true, false} {
-		t.Run(map[bool]string{true: "go dials", false: "js dials"}[goDials], func(t *testing.T) {
-			replicateWithJS(t, goDials)
-		})
+	for _, ebt := range []bool{true, false} {
+		for _, goDials := range []bool{true, false} {
+			name := map[bool]string{true: "ebt", false: "legacy"}[ebt] + ", " + map[bool]string{true: "go dials", false: "js dials"}[goDials]
+			t.Run(name, func(t *testing.T) { replicateWithJS(t, ebt, goDials) })
+		}
 	}
 }
 
@@ -130,10 +131,11 @@ func (j *jsServer) address() string {
 	return address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: j.port}, j.keys.ID)
 }
 
-func replicateWithJS(t *testing.T, goDials bool) {
+func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	g := startServerWith(t, caps)
+	g.repl.NoEBT = !ebt
 	eg := g.local(t)
 	j := startJS(t, caps)
 	jsKeys, jc := j.keys, j.c
@@ -170,6 +172,12 @@ func replicateWithJS(t *testing.T, goDials bool) {
 	waitSeq(t, eg, jsKeys.ID, 3, time.Second)
 	publish(t, eg, map[string]any{"type": "post", "text": "live from Go"})
 	waitSeq(t, jc, g.ID(), 3, time.Second)
+
+	// The replication really ran as asked.
+	st := g.repl.Stats()
+	if ebt && (st.EBTSessions == 0 || st.LegacyPeers != 0) || !ebt && (st.EBTSessions != 0 || st.LegacyPeers == 0) {
+		t.Errorf("with EBT %v: %+v", ebt, st)
+	}
 }
 
 func freePortT(t *testing.T) int {

@@ -36,7 +36,7 @@ const Version = "0.1.0"
 
 // anonymous is what a peer that is not the owner may call (ssb-server's
 // anonymous permissions, restricted to the methods this server has).
-var anonymous = []string{"manifest", "createHistoryStream", "gossip.ping"}
+var anonymous = []string{"manifest", "createHistoryStream", "gossip.ping", "ebt.replicate"}
 
 // A Server is a running peer.
 type Server struct {
@@ -104,6 +104,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		sem:   make(chan struct{}, cfg.MaxConns),
 	}
 	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
+	s.repl.NoEBT = cfg.NoEBT
 	if s.peers, err = loadPeers(peersPath(cfg.Path)); err != nil {
 		st.Close()
 		return nil, err
@@ -218,12 +219,12 @@ func (s *Server) peer(ctx context.Context, c net.Conn) {
 		s.log.Info("handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
-	s.servePeer(ctx, conn, remote)
+	s.servePeer(ctx, conn, remote, false)
 }
 
 // servePeer serves an authenticated connection to a peer, inbound or
 // outbound, and replicates with it.
-func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey) {
+func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey, dialer bool) {
 	owner := remote.Equal(s.keys.Public)
 	var allow func(string) bool
 	if !owner {
@@ -232,12 +233,12 @@ func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.Pu
 	id, _ := refs.NewFeed(remote)
 	s.peers.up(id)
 	defer s.peers.down(id)
-	s.serveRPC(ctx, conn, allow, "peer", id)
+	s.serveRPC(ctx, conn, allow, "peer", id, dialer)
 }
 
 // local serves a connection on the local socket with the owner's rights.
 func (s *Server) local(ctx context.Context, c net.Conn) {
-	s.serveRPC(ctx, c, nil, "local", s.keys.ID)
+	s.serveRPC(ctx, c, nil, "local", s.keys.ID, false)
 }
 
 // remoteKey is the context key of the feed id of a request's caller.
@@ -250,19 +251,24 @@ func caller(ctx context.Context) refs.Feed {
 	return id
 }
 
-func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed) {
+// endpointKey is the context key of the connection a request came on.
+type endpointKey struct{}
+
+func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed, dialer bool) {
 	log := s.log.With("conn", kind, "remote", id.String())
 	h := s.mux.Handler(allow)
+	var e *muxrpc.Endpoint
 	withCaller := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
-		h.HandleCall(context.WithValue(ctx, remoteKey{}, id), req)
+		ctx = context.WithValue(ctx, remoteKey{}, id)
+		h.HandleCall(context.WithValue(ctx, endpointKey{}, e), req)
 	})
-	e := muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log))
+	e = muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log))
 	s.mu.Lock()
 	s.conns[e] = struct{}{}
 	s.mu.Unlock()
 	log.Debug("connected")
 	if kind == "peer" {
-		s.repl.AddPeer(ctx, e, id)
+		s.repl.AddPeer(ctx, e, id, dialer)
 	}
 	err := e.Serve(ctx)
 	s.mu.Lock()
