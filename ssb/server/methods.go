@@ -25,6 +25,8 @@ func (s *Server) register() {
 	})
 	m.Register("status", muxrpc.Async, s.status)
 	m.Register("publish", muxrpc.Async, s.publish)
+	m.Register("add", muxrpc.Async, s.add)
+	m.Register("createWriteStream", muxrpc.Sink, s.createWriteStream)
 	m.Register("get", muxrpc.Async, withOpts("id", s.get))
 	m.Register("getLatest", muxrpc.Async, s.getLatest)
 	m.Register("latestSequence", muxrpc.Async, s.latestSequence)
@@ -417,4 +419,57 @@ func parseAddress(addr string) (string, refs.Feed, error) {
 		return hostPort, feed, nil
 	}
 	return "", refs.Feed{}, fmt.Errorf("gossip.connect: %q is not a net:HOST:PORT~shs:KEY address", addr)
+}
+
+// add appends a message signed elsewhere (it must be the next of its feed)
+// and returns it with its key.
+func (s *Server) add(ctx context.Context, req *muxrpc.Request) {
+	raw := firstArg(req)
+	if len(raw) == 0 {
+		req.Fail(errors.New("add: message required"))
+		return
+	}
+	msgs, err := s.store.Append(ctx, raw)
+	if err != nil {
+		req.Fail(fmt.Errorf("add: %w", err))
+		return
+	}
+	it, err := s.store.Get(msgs[0].Key)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// createWriteStream appends the messages written to it, in order, in
+// batches; it answers the end of the stream once all are durable, or with
+// the first error.
+func (s *Server) createWriteStream(ctx context.Context, req *muxrpc.Request) {
+	st := req.Stream()
+	var batch [][]byte
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := s.store.Append(ctx, batch...)
+		batch = batch[:0]
+		return err
+	}
+	for {
+		p, err := st.Recv(ctx)
+		if err != nil {
+			if err := flush(); err != nil {
+				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
+			}
+			return
+		}
+		batch = append(batch, p.Body)
+		if len(batch) >= 256 || st.Pending() == 0 {
+			if err := flush(); err != nil {
+				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
+				return
+			}
+		}
+	}
 }

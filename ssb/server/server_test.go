@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/shs"
@@ -288,4 +289,40 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// add and createWriteStream append messages signed elsewhere, validated.
+func TestAddAndWriteStream(t *testing.T) {
+	s := startServer(t)
+	e := s.local(t)
+	ctx := context.Background()
+	author, _ := keys.Generate(nil)
+	var raws [][]byte
+	var prev message.FeedState
+	for i := range 300 {
+		m, err := message.Create(author, nil, &prev, float64(1700000000000+i), map[string]any{"type": "post", "i": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, m.Raw)
+		prev = m.State()
+	}
+	var added kvt
+	if err := e.AsyncJSON(ctx, &added, muxrpc.Method{"add"}, json.RawMessage(raws[0])); err != nil || added.Value.Sequence != 1 {
+		t.Fatalf("add: %+v, %v", added, err)
+	}
+	if _, err := e.Async(ctx, muxrpc.Method{"add"}, json.RawMessage(raws[5])); err == nil {
+		t.Error("add of a message after a gap succeeded")
+	}
+	sink, err := e.Open(muxrpc.Method{"createWriteStream"}, muxrpc.Sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range raws[1:] {
+		if err := sink.SendRaw(muxrpc.JSON, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink.Close()
+	waitSeq(t, e, author.ID, 300, 10*time.Second)
 }
