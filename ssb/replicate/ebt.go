@@ -95,45 +95,41 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 	actx, stop := context.WithCancel(ctx)
 	defer stop()
 	es.wg.Go(func() { es.announce(actx) })
+	// Received messages go to an appender goroutine, which appends what
+	// has arrived in batches of one author: while it waits for an fsync,
+	// the next batch fills.
+	in := make(chan inMsg, 4*batchSize)
+	appended := make(chan struct{})
+	go func() {
+		defer close(appended)
+		es.appendLoop(in)
+	}()
+	defer func() {
+		close(in)
+		<-appended
+	}()
 	first := true
-	var batch [][]byte
-	var batchFeed refs.Feed
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := r.append(p, batchFeed, batch)
-		batch = batch[:0]
-		return err
-	}
 	for {
 		pkt, err := s.Recv(ctx)
 		if err != nil {
-			flush()
 			if errors.Is(err, io.EOF) {
 				return !first, nil
 			}
 			return !first, err
 		}
 		if msg, ok := asMessage(pkt.Body); ok {
-			if len(batch) > 0 && (msg.author != batchFeed || len(batch) >= batchSize) {
-				if flush() != nil {
-					continue // recorded; the rest of this feed is dropped by the chain check
-				}
-			}
-			batchFeed = msg.author
-			batch = append(batch, pkt.Body)
 			es.mu.Lock()
 			if msg.seq > es.theirs[msg.author] {
 				es.theirs[msg.author] = msg.seq
 			}
 			es.mu.Unlock()
-			if s.Pending() == 0 {
-				flush()
+			select {
+			case in <- inMsg{msg.author, pkt.Body}:
+			case <-ctx.Done():
+				return !first, ctx.Err()
 			}
 			continue
 		}
-		flush()
 		var n map[string]int64
 		if err := json.Unmarshal(pkt.Body, &n); err != nil {
 			return !first, fmt.Errorf("replicate: ebt: neither a note nor a message: %.80q", pkt.Body)
@@ -151,6 +147,41 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 		first = false
 		es.receiveNote(ctx, n)
 	}
+}
+
+// inMsg is a received message waiting to be appended.
+type inMsg struct {
+	author refs.Feed
+	raw    []byte
+}
+
+// appendLoop appends received messages in batches of one author; after an
+// invalid message, the rest of that author's messages in hand are dropped
+// (the chain is broken there).
+func (es *ebtSession) appendLoop(in <-chan inMsg) {
+	var batch [][]byte
+	var feed refs.Feed
+	broken := make(map[refs.Feed]bool)
+	flush := func() {
+		if len(batch) > 0 && es.r.append(es.p, feed, batch) != nil {
+			broken[feed] = true
+		}
+		batch = batch[:0]
+	}
+	for m := range in {
+		if broken[m.author] {
+			continue
+		}
+		if len(batch) > 0 && (m.author != feed || len(batch) >= batchSize) {
+			flush()
+		}
+		feed = m.author
+		batch = append(batch, m.raw)
+		if len(in) == 0 {
+			flush()
+		}
+	}
+	flush()
 }
 
 type msgHead struct {

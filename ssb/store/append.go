@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -75,23 +77,52 @@ type request struct {
 // is durable.
 func (s *Store) Append(ctx context.Context, raws ...[]byte) ([]*message.Message, error) {
 	msgs := make([]*message.Message, len(raws))
-	for i, raw := range raws {
-		if i%64 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("store: append: %w", err)
+	// Signatures are independent of each other: a large batch is verified
+	// on every core. Each worker stops at its first invalid message; the
+	// lowest failing index is the error, and all messages before it were
+	// verified by then.
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/minPerWorker)
+	if workers < 1 {
+		workers = 1
+	}
+	errs := make([]error, len(raws))
+	per := (len(raws) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(raws))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if (i-lo)%64 == 0 && ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					return
+				}
+				m, err := verify(raws[i], s.cfg.hmacKey)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				msgs[i] = m
 			}
-		}
-		m, err := verify(raw, s.cfg.hmacKey)
-		if err != nil {
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("store: append: %w", err)
+		default:
 			return nil, &AppendError{Index: i, Err: err}
 		}
-		msgs[i] = m
 	}
 	if err := s.AppendMessages(ctx, msgs...); err != nil {
 		return nil, err
 	}
 	return msgs, nil
 }
+
+// minPerWorker is the smallest share of a batch worth a goroutine.
+const minPerWorker = 16
 
 // AppendMessages is Append for messages the caller has validated already:
 // made by message.Create, or returned by message.Validate, ValidateValue
