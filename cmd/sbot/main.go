@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
@@ -53,6 +54,7 @@ commands:
   log        print messages in the order received (createLogStream)
   hist       print one feed: sbot hist @FEED [--seq N]
   get        print one message: sbot get %MESSAGE
+  progress   replication progress (--watch: a line that updates until caught up)
   call       call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])
 stream options: --live, --limit N, --reverse, --old false, --keys false`
 
@@ -289,6 +291,11 @@ func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer
 			return errors.New("usage: sbot hist @FEED [--seq N] [--live] [--limit N]")
 		}
 		return c.source(ctx, out, "createHistoryStream", opts)
+	case "progress":
+		if _, watch := f.get("watch"); watch {
+			return c.watchProgress(ctx, out)
+		}
+		return c.async(ctx, out, "progress")
 	case "call":
 		if len(f.args) == 0 {
 			return errors.New("usage: sbot call METHOD [ARG...]")
@@ -299,6 +306,35 @@ func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer
 	// sbot status, sbot getLatest @FEED.
 	f.args = append([]string{cmd}, f.args...)
 	return c.call(ctx, out, f)
+}
+
+// watchProgress prints a progress line, rewritten in place, until
+// replication has caught up with what peers have (or ctx ends).
+func (c *client) watchProgress(ctx context.Context, out io.Writer) error {
+	for {
+		var p struct {
+			Replication struct{ Feeds, Current, Target int64 }
+		}
+		if err := c.e.AsyncJSON(ctx, &p, muxrpc.Method{"progress"}); err != nil {
+			return err
+		}
+		r := p.Replication
+		pct := 100.0
+		if r.Target > 0 {
+			pct = 100 * float64(r.Current) / float64(r.Target)
+		}
+		fmt.Fprintf(out, "\rreplicating %d feeds: %d of %d messages (%.1f%%)", r.Feeds, r.Current, r.Target, pct)
+		if r.Current >= r.Target {
+			fmt.Fprintln(out)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out)
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // withComma turns "{...}" into "{,...}" minus the brace when not empty, so

@@ -355,3 +355,42 @@ func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) error {
 	}
 	return nil
 }
+
+// Progress is how far replication has come: for the wanted feeds, the
+// messages stored here (Current) out of the most any peer has said or
+// shown it has (Target). Target is a lower bound of what there is: a peer
+// replicating with legacy createHistoryStream tells nothing ahead.
+type Progress struct {
+	Feeds   int   `json:"feeds"`
+	Current int64 `json:"current"`
+	Target  int64 `json:"target"`
+}
+
+// Progress returns the replication progress.
+func (r *Replicator) Progress() Progress {
+	r.mu.Lock()
+	wanted := make([]refs.Feed, 0, len(r.wanted))
+	for f := range r.wanted {
+		wanted = append(wanted, f)
+	}
+	known := make(map[refs.Feed]int64)
+	for es := range r.ebts {
+		es.mu.Lock()
+		for f, seq := range es.theirs {
+			known[f] = max(known[f], seq)
+		}
+		es.mu.Unlock()
+	}
+	r.mu.Unlock()
+	var p Progress
+	p.Feeds = len(wanted)
+	for _, f := range wanted {
+		var have int64
+		if h, err := r.store.Latest(f); err == nil {
+			have = h.State.Sequence
+		}
+		p.Current += have
+		p.Target += max(have, known[f])
+	}
+	return p
+}

@@ -24,6 +24,9 @@ func (s *Server) register() {
 		req.Return(map[string]string{"id": s.keys.ID.String()})
 	})
 	m.Register("status", muxrpc.Async, s.status)
+	m.Register("progress", muxrpc.Sync, func(ctx context.Context, req *muxrpc.Request) {
+		req.Return(map[string]any{"replication": s.repl.Progress()})
+	})
 	m.Register("publish", muxrpc.Async, s.publish)
 	m.Register("add", muxrpc.Async, s.add)
 	m.Register("createWriteStream", muxrpc.Sink, s.createWriteStream)
@@ -133,6 +136,7 @@ func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
 		"replicating": len(s.repl.Wanted()),
 		"forked":      forked,
 		"replication": s.repl.Stats(),
+		"progress":    s.repl.Progress(),
 		"store": map[string]any{
 			"messages":  st.Messages,
 			"commits":   st.Commits,

@@ -75,6 +75,14 @@ func TestReplicationGoToGo(t *testing.T) {
 	waitSeq(t, ea, b.ID(), 2, 10*time.Second)
 	waitSeq(t, eb, a.ID(), 4, 10*time.Second)
 
+	var prog struct {
+		Replication struct{ Feeds, Current, Target int64 }
+	}
+	if err := ea.AsyncJSON(context.Background(), &prog, muxrpc.Method{"progress"}); err != nil ||
+		prog.Replication.Feeds != 2 || prog.Replication.Current != 6 || prog.Replication.Target != 6 {
+		t.Errorf("progress on a after the sync: %+v, %v (want 2 feeds, 6 of 6 messages)", prog.Replication, err)
+	}
+
 	start := time.Now()
 	publish(t, eb, map[string]any{"type": "post", "text": "live from b"})
 	waitSeq(t, ea, b.ID(), 3, time.Second)
