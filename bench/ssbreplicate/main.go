@@ -14,22 +14,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
-	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
@@ -65,16 +60,9 @@ func run(n int, interop string) error {
 	defer os.RemoveAll(tmp)
 
 	author, _ := keys.Generate(nil)
-	raws := make([][]byte, 0, n)
-	var prev message.FeedState
-	ts := float64(time.Now().UnixMilli()) - float64(n)
-	for i := range n {
-		m, err := message.Create(author, nil, &prev, ts+float64(i), map[string]any{"type": "post", "text": "message " + strconv.Itoa(i), "i": i})
-		if err != nil {
-			return err
-		}
-		raws = append(raws, m.Raw)
-		prev = m.State()
+	raws, err := ssbtest.Feed(author, n, float64(time.Now().UnixMilli())-float64(n))
+	if err != nil {
+		return err
 	}
 	fmt.Printf("one feed of %d messages (%d bytes on average), loopback\n", n, avg(raws))
 	fmt.Printf("%-32s %10s %14s\n", "source -> sink", "seconds", "messages/s")
@@ -119,20 +107,9 @@ func avg(raws [][]byte) int {
 // replicate loads the feed into src, makes dst follow its author, connects
 // and times until dst holds it all. It returns messages per second.
 func replicate(ctx context.Context, src, dst *peer, author *keys.KeyPair, raws [][]byte) (float64, error) {
-	sink, err := src.c.Open(muxrpc.Method{"createWriteStream"}, muxrpc.Sink)
-	if err != nil {
-		return 0, err
-	}
-	for _, raw := range raws {
-		if err := sink.SendRaw(muxrpc.JSON, raw); err != nil {
-			return 0, err
-		}
-	}
-	sink.Close()
-	if _, err := sink.Recv(ctx); err != nil && !errors.Is(err, io.EOF) {
-		return 0, err
-	}
-	if err := waitSeq(ctx, src.c, author, int64(len(raws)), 10*time.Minute); err != nil {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := ssbtest.Load(lctx, src.c, author.ID, raws); err != nil {
 		return 0, fmt.Errorf("loading the source: %w", err)
 	}
 	// Both follow the author: a JavaScript server's EBT serves only the
@@ -143,30 +120,14 @@ func replicate(ctx context.Context, src, dst *peer, author *keys.KeyPair, raws [
 			return 0, err
 		}
 	}
-	key := strings.TrimSuffix(strings.TrimPrefix(src.id.ID.String(), "@"), ".ed25519")
 	t0 := time.Now()
-	if err := dst.c.AsyncJSON(ctx, &m, muxrpc.Method{"gossip", "connect"}, "net:"+src.addr+"~shs:"+key); err != nil {
+	if err := dst.c.AsyncJSON(ctx, &m, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(src.addr, src.id.ID)); err != nil {
 		return 0, err
 	}
-	if err := waitSeq(ctx, dst.c, author, int64(len(raws)), 10*time.Minute); err != nil {
+	if err := ssbtest.WaitSeq(lctx, dst.c, author.ID, int64(len(raws))); err != nil {
 		return 0, err
 	}
 	return float64(len(raws)) / time.Since(t0).Seconds(), nil
-}
-
-func waitSeq(ctx context.Context, c *client.Client, feed *keys.KeyPair, want int64, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		var got int64
-		c.AsyncJSON(ctx, &got, muxrpc.Method{"latestSequence"}, feed.ID.String())
-		if got >= want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d messages after %v", got, want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // start runs a server of the kind ("go" or "js") in dir.
@@ -198,37 +159,9 @@ func start(ctx context.Context, kind, dir string, caps [32]byte, interop string)
 			halt()
 		}}, nil
 	}
-	id, _ := keys.Generate(nil)
-	port, ws := freePort(), freePort()
-	cfg, _ := json.Marshal(map[string]any{"dir": dir, "port": port, "wsPort": ws, "caps": capsB64, "secret": string(id.Secret())})
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(interop, "ssb-server-peer.js"), string(cfg))
-	stdin, _ := cmd.StdinPipe()
-	if err := cmd.Start(); err != nil {
+	js, err := ssbtest.StartJSServer(ctx, ssbtest.ExecStarter(ctx, interop), dir, caps)
+	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	var c *client.Client
-	for c == nil {
-		var err error
-		if c, err = client.Dial(ctx, addr, caps, id, id.Public, nil); err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	return &peer{name: "js (ssb-server)", addr: addr, id: id, c: c, stop: func() {
-		c.Close()
-		stdin.Close()
-		cmd.Wait()
-	}}, nil
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return &peer{name: "js (ssb-server)", addr: js.Addr, id: js.Keys, c: js.Client, stop: js.Close}, nil
 }

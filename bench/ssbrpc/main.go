@@ -31,9 +31,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
-	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
@@ -75,16 +75,9 @@ func run(n, conns int, interop string) error {
 
 	// The feed: n messages of one author.
 	author, _ := keys.Generate(nil)
-	raws := make([][]byte, 0, n)
-	var prev message.FeedState
-	ts := float64(time.Now().UnixMilli()) - float64(n)
-	for i := range n {
-		m, err := message.Create(author, nil, &prev, ts+float64(i), map[string]any{"type": "post", "text": "message " + strconv.Itoa(i), "i": i})
-		if err != nil {
-			return err
-		}
-		raws = append(raws, m.Raw)
-		prev = m.State()
+	raws, err := ssbtest.Feed(author, n, float64(time.Now().UnixMilli())-float64(n))
+	if err != nil {
+		return err
 	}
 
 	// This project's server.
@@ -109,49 +102,18 @@ func run(n, conns int, interop string) error {
 	}
 	goTarget := target{"go server (sbot)", (<-ready).String(), goOwner}
 
-	// JavaScript ssb-server, loaded with the same feed through add.
-	jsOwner, _ := keys.Generate(nil)
-	jsPort := freePort()
-	cfg, _ := json.Marshal(map[string]any{"dir": filepath.Join(tmp, "js"), "port": jsPort, "wsPort": freePort(),
-		"caps": capsB64, "secret": string(jsOwner.Secret())})
-	js := exec.CommandContext(ctx, "node", filepath.Join(interop, "ssb-server-peer.js"), string(cfg))
-	jsIn, _ := js.StdinPipe()
-	if err := js.Start(); err != nil {
-		return fmt.Errorf("starting ssb-server: %w", err)
-	}
-	defer func() { jsIn.Close(); js.Wait() }()
-	jsTarget := target{"js ssb-server", "127.0.0.1:" + strconv.Itoa(jsPort), jsOwner}
-	c, err := dialRetry(ctx, jsTarget, caps)
+	// JavaScript ssb-server, loaded with the same feed.
+	js, err := ssbtest.StartJSServer(ctx, ssbtest.ExecStarter(ctx, interop), filepath.Join(tmp, "js"), caps)
 	if err != nil {
 		return err
 	}
-	// createWriteStream is ssb-server's sink of messages to add, in order.
+	defer js.Close()
+	jsTarget := target{"js ssb-server", js.Addr, js.Keys}
 	t0 := time.Now()
-	sink, err := c.Open(muxrpc.Method{"createWriteStream"}, muxrpc.Sink)
-	if err != nil {
-		return err
-	}
-	for _, raw := range raws {
-		if err := sink.SendRaw(muxrpc.JSON, raw); err != nil {
-			return fmt.Errorf("loading ssb-server: %w", err)
-		}
-	}
-	sink.Close()
-	if _, err := sink.Recv(ctx); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("loading ssb-server: %v", err)
-	}
-	// ssb-server answers the sink's end before it has added everything:
-	// wait until the feed is complete.
-	for latest := int64(0); latest < int64(n); {
-		if err := c.AsyncJSON(ctx, &latest, muxrpc.Method{"latestSequence"}, author.ID.String()); err != nil {
-			return fmt.Errorf("loading ssb-server: %w", err)
-		}
-		if latest < int64(n) {
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := ssbtest.Load(ctx, js.Client, author.ID, raws); err != nil {
+		return fmt.Errorf("loading ssb-server: %w", err)
 	}
 	loadJS := time.Since(t0)
-	c.Close()
 
 	fmt.Printf("feed of %d messages (%d bytes on average), loopback, %d connections\n", n, avg(raws), conns)
 	fmt.Printf("loading ssb-server through createWriteStream: %.0f messages/s\n\n", float64(n)/loadJS.Seconds())
@@ -183,28 +145,6 @@ func avg(raws [][]byte) int {
 		total += len(r)
 	}
 	return total / len(raws)
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func dialRetry(ctx context.Context, t target, caps [32]byte) (*client.Client, error) {
-	for {
-		c, err := client.Dial(ctx, t.addr, caps, t.owner, t.owner.Public, nil)
-		if err == nil {
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func goClient(ctx context.Context, t target, caps [32]byte, author *keys.KeyPair, conns int) (result, error) {

@@ -170,6 +170,16 @@ func Start(t testing.TB, script string, args ...string) *Peer {
 	return StartScript(t, Script{Path: script, Args: args})
 }
 
+// Runner returns a function that starts script with one argument, bound to
+// t like Start; the process stops when the test ends. It fits
+// ssbtest.Starter.
+func Runner(t testing.TB, script string) func(arg string) (stop func(), err error) {
+	return func(arg string) (func(), error) {
+		Start(t, script, arg)
+		return func() {}, nil
+	}
+}
+
 // StartScript is Start with a Script.
 func StartScript(t testing.TB, s Script) *Peer {
 	t.Helper()

@@ -1,20 +1,19 @@
-package client
+package client_test
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/ssbtest"
+	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -22,50 +21,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // A Go client reads a feed from the JavaScript ssb-server@16 with
 // createHistoryStream: every message validates in Go, with the id the
 // server gave it.
 func TestReadFeedFromJSServer(t *testing.T) {
 	oracle.Require(t)
-	owner, err := keys.Generate(nil)
+	var caps [32]byte
+	rand.Read(caps[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// StartJSServer connects with Dial as the server's owner.
+	js, err := ssbtest.StartJSServer(ctx, oracle.Runner(t, "ssb-server-peer.js"), t.TempDir(), caps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var caps [32]byte
-	rand.Read(caps[:])
-	port := freePort(t)
-	cfg, _ := json.Marshal(map[string]any{
-		"dir": t.TempDir(), "port": port, "wsPort": freePort(t),
-		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(owner.Secret()),
-	})
-	js := oracle.Start(t, "ssb-server-peer.js", string(cfg))
-	js.Timeout = 60 * time.Second
-	js.WaitFor(func(m oracle.Msg) bool { return len(m.Fields["started"]) > 0 })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	var c *Client
-	for c == nil { // the server takes a few seconds to start
-		c, err = Dial(ctx, addr, caps, owner, owner.Public, nil)
-		if err != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("ssb-server did not start: %v", err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	defer c.Close()
+	defer js.Close()
+	owner, addr, c := js.Keys, js.Addr, js.Client
 
 	var who struct{ ID string }
 	if err := c.AsyncJSON(ctx, &who, muxrpc.Method{"whoami"}); err != nil || who.ID != owner.ID.String() {
@@ -88,12 +59,12 @@ func TestReadFeedFromJSServer(t *testing.T) {
 	// Read it back, as the owner and as a stranger (createHistoryStream is
 	// one of the anonymous methods).
 	stranger, _ := keys.Generate(nil)
-	sc, err := Dial(ctx, addr, caps, stranger, owner.Public, nil)
+	sc, err := client.Dial(ctx, addr, caps, stranger, owner.Public, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	for name, conn := range map[string]*Client{"owner": c, "stranger": sc} {
+	for name, conn := range map[string]*client.Client{"owner": c, "stranger": sc} {
 		s, err := conn.Open(muxrpc.Method{"createHistoryStream"}, muxrpc.Source, map[string]any{"id": owner.ID.String()})
 		if err != nil {
 			t.Fatal(err)

@@ -3,22 +3,19 @@ package graph
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	mrand "math/rand/v2"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
-	"github.com/scuttlego/scuttle/ssb/client"
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -106,28 +103,16 @@ func TestContactMessages(t *testing.T) {
 // must equal Hops in Go, for max 1, 2 and 3.
 func TestHopsLikeSSBFriends(t *testing.T) {
 	oracle.Require(t)
-	owner, _ := keys.Generate(nil)
 	var caps [32]byte
 	rand.Read(caps[:])
-	port := freePort(t)
-	cfg, _ := json.Marshal(map[string]any{"dir": t.TempDir(), "port": port, "wsPort": freePort(t),
-		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(owner.Secret())})
-	js := oracle.Start(t, "ssb-server-peer.js", string(cfg))
-	js.Timeout = 60 * time.Second
-	js.WaitFor(func(m oracle.Msg) bool { return len(m.Fields["started"]) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var c *client.Client
-	for c == nil {
-		var err error
-		if c, err = client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(port), caps, owner, owner.Public, nil); err != nil {
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+	js, err := ssbtest.StartJSServer(ctx, oracle.Runner(t, "ssb-server-peer.js"), t.TempDir(), caps)
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer c.Close()
+	defer js.Close()
+	c := js.Client
 
 	rng := mrand.New(mrand.NewPCG(7, 11))
 	type world struct {
@@ -219,14 +204,4 @@ func diff(ours map[refs.Feed]float64, theirs map[string]float64) string {
 		}
 	}
 	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -188,23 +188,30 @@ func (s *Server) get(ctx context.Context, req *muxrpc.Request, o streamOpts) {
 	req.Return(json.RawMessage(it.AppendJSON(nil)))
 }
 
-func (s *Server) feedArg(req *muxrpc.Request) (refs.Feed, error) {
+// head returns the latest message of the feed named by the request's
+// first argument; on an error it fails the request and reports false.
+func (s *Server) head(req *muxrpc.Request) (store.Head, bool) {
 	o, err := parseOpts(req, "id")
 	if err != nil {
-		return refs.Feed{}, err
+		req.Fail(err)
+		return store.Head{}, false
 	}
-	return refs.ParseFeed(o.ID)
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(err)
+		return store.Head{}, false
+	}
+	h, err := s.store.Latest(feed)
+	if err != nil {
+		req.Fail(err)
+		return store.Head{}, false
+	}
+	return h, true
 }
 
 func (s *Server) getLatest(ctx context.Context, req *muxrpc.Request) {
-	feed, err := s.feedArg(req)
-	if err != nil {
-		req.Fail(err)
-		return
-	}
-	head, err := s.store.Latest(feed)
-	if err != nil {
-		req.Fail(err)
+	head, ok := s.head(req)
+	if !ok {
 		return
 	}
 	it, err := s.store.Get(head.State.ID)
@@ -216,17 +223,9 @@ func (s *Server) getLatest(ctx context.Context, req *muxrpc.Request) {
 }
 
 func (s *Server) latestSequence(ctx context.Context, req *muxrpc.Request) {
-	feed, err := s.feedArg(req)
-	if err != nil {
-		req.Fail(err)
-		return
+	if head, ok := s.head(req); ok {
+		req.Return(head.State.Sequence)
 	}
-	head, err := s.store.Latest(feed)
-	if err != nil {
-		req.Fail(err)
-		return
-	}
-	req.Return(head.State.Sequence)
 }
 
 func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request, o streamOpts) {

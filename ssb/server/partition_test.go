@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
@@ -151,7 +152,7 @@ func TestPartitionsConverge(t *testing.T) {
 	if err := a.local.AsyncJSON(context.Background(), &ok, muxrpc.Method{"gossip", "add"}, address(pAB.ln.Addr(), b.id())); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.local.AsyncJSON(context.Background(), &ok, muxrpc.Method{"gossip", "add"}, "net:"+c.addr()+"~shs:"+keyOf(c.id())); err != nil {
+	if err := b.local.AsyncJSON(context.Background(), &ok, muxrpc.Method{"gossip", "add"}, ssbtest.Address(c.addr(), c.id())); err != nil {
 		t.Fatal(err)
 	}
 	count := map[*node]int64{a: 2, b: 2, c: 2}
@@ -190,9 +191,4 @@ func TestPartitionsConverge(t *testing.T) {
 	b.start()
 	post(b, 2)
 	converged(20 * time.Second)
-}
-
-func keyOf(f refs.Feed) string {
-	s := f.String()
-	return s[1 : len(s)-len(".ed25519")]
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
-	"github.com/scuttlego/scuttle/ssb/client"
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/keys"
-	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/shs"
@@ -50,10 +48,7 @@ func waitSeq(t *testing.T, e rpc, feed refs.Feed, seq int64, within time.Duratio
 	t.Fatalf("after %v the peer holds %s up to %d, want %d", within, feed, got, seq)
 }
 
-func address(addr net.Addr, id refs.Feed) string {
-	key := strings.TrimSuffix(strings.TrimPrefix(id.String(), "@"), ".ed25519")
-	return "net:" + addr.String() + "~shs:" + key
-}
+func address(addr net.Addr, id refs.Feed) string { return ssbtest.Address(addr.String(), id) }
 
 // Two servers that follow each other replicate both feeds, then live.
 func TestReplicationGoToGo(t *testing.T) {
@@ -102,41 +97,19 @@ func TestReplicationWithJSServer(t *testing.T) {
 	}
 }
 
-// jsServer is a running JavaScript ssb-server@16 and an owner connection
-// to it.
-type jsServer struct {
-	keys *keys.KeyPair
-	port int
-	c    *client.Client
-}
-
-func startJS(t *testing.T, caps [32]byte) *jsServer {
+// startJS runs JavaScript ssb-server@16 for the test, with an owner
+// connection to it.
+func startJS(t *testing.T, caps [32]byte) *ssbtest.JSServer {
 	t.Helper()
 	oracle.Require(t)
-	j := &jsServer{port: freePortT(t)}
-	j.keys, _ = keys.Generate(nil)
-	cfg, _ := json.Marshal(map[string]any{"dir": t.TempDir(), "port": j.port, "wsPort": freePortT(t),
-		"caps": base64.StdEncoding.EncodeToString(caps[:]), "secret": string(j.keys.Secret())})
-	js := oracle.Start(t, "ssb-server-peer.js", string(cfg))
-	js.Timeout = 60 * time.Second
-	js.WaitFor(func(m oracle.Msg) bool { return len(m.Fields["started"]) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for j.c == nil {
-		var err error
-		if j.c, err = client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(j.port), caps, j.keys, j.keys.Public, nil); err != nil {
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+	j, err := ssbtest.StartJSServer(ctx, oracle.Runner(t, "ssb-server-peer.js"), t.TempDir(), caps)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.c.Close() })
+	t.Cleanup(j.Close)
 	return j
-}
-
-func (j *jsServer) address() string {
-	return address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: j.port}, j.keys.ID)
 }
 
 func replicateWithJS(t *testing.T, ebt, goDials bool) {
@@ -146,7 +119,7 @@ func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	g.repl.NoEBT = !ebt
 	eg := g.local(t)
 	j := startJS(t, caps)
-	jsKeys, jc := j.keys, j.c
+	jsKeys, jc := j.Keys, j.Client
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -157,7 +130,7 @@ func replicateWithJS(t *testing.T, ebt, goDials bool) {
 
 	var res any
 	if goDials {
-		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.address()); err != nil {
+		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.Address()); err != nil {
 			t.Fatalf("gossip.connect to ssb-server: %v", err)
 		}
 	} else if err := jc.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(g.addr, g.ID())); err != nil {
@@ -188,16 +161,6 @@ func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	}
 }
 
-func freePortT(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // A peer that serves one feed with a forged message and another feed
 // correctly: the good messages before the forgery are kept, the forgery is
 // not, and the other feed replicates in full.
@@ -212,22 +175,16 @@ func TestReplicationRejectsInvalidMessages(t *testing.T) {
 	good, _ := keys.Generate(nil)
 	publish(t, es, map[string]any{"type": "contact", "contact": bad.ID.String(), "following": true})
 	publish(t, es, map[string]any{"type": "contact", "contact": good.ID.String(), "following": true})
-	feedOf := func(kp *keys.KeyPair, n int) [][]byte {
-		var out [][]byte
-		var prev message.FeedState
-		for i := range n {
-			m, err := message.Create(kp, nil, &prev, float64(1700000000000+i), map[string]any{"type": "post", "n": i})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m.Raw)
-			prev = m.State()
-		}
-		return out
+	badFeed, err := ssbtest.Feed(bad, 4, 1700000000000)
+	if err != nil {
+		t.Fatal(err)
 	}
-	badFeed, goodFeed := feedOf(bad, 4), feedOf(good, 5)
+	goodFeed, err := ssbtest.Feed(good, 5, 1700000000000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Message 3 of the bad feed is altered after signing.
-	badFeed[2] = []byte(strings.Replace(string(badFeed[2]), `"n":2`, `"n":99`, 1))
+	badFeed[2] = []byte(strings.Replace(string(badFeed[2]), `"i":2`, `"i":99`, 1))
 
 	// The hostile peer: serves createHistoryStream from those feeds.
 	var network [32]byte
@@ -297,22 +254,22 @@ func TestReplicationChainJSGoJS(t *testing.T) {
 	defer cancel()
 
 	for i := range 3 {
-		publish(t, js1.c, map[string]any{"type": "post", "text": "from the first JavaScript server " + strconv.Itoa(i)})
+		publish(t, js1.Client, map[string]any{"type": "post", "text": "from the first JavaScript server " + strconv.Itoa(i)})
 	}
 	// Go follows JS1; JS2 follows Go, so JS1 is two hops from JS2.
-	publish(t, eg, map[string]any{"type": "contact", "contact": js1.keys.ID.String(), "following": true})
-	publish(t, js2.c, map[string]any{"type": "contact", "contact": g.ID().String(), "following": true})
+	publish(t, eg, map[string]any{"type": "contact", "contact": js1.Keys.ID.String(), "following": true})
+	publish(t, js2.Client, map[string]any{"type": "contact", "contact": g.ID().String(), "following": true})
 	var res any
-	for _, j := range []*jsServer{js1, js2} {
-		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.address()); err != nil {
+	for _, j := range []*ssbtest.JSServer{js1, js2} {
+		if err := eg.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, j.Address()); err != nil {
 			t.Fatalf("gossip.connect: %v", err)
 		}
 	}
-	waitSeq(t, eg, js1.keys.ID, 3, 20*time.Second)
-	waitSeq(t, js2.c, js1.keys.ID, 3, 30*time.Second)
+	waitSeq(t, eg, js1.Keys.ID, 3, 20*time.Second)
+	waitSeq(t, js2.Client, js1.Keys.ID, 3, 30*time.Second)
 	var fromJS1, fromJS2 struct{ Key string }
-	js1.c.AsyncJSON(ctx, &fromJS1, muxrpc.Method{"getLatest"}, js1.keys.ID.String())
-	js2.c.AsyncJSON(ctx, &fromJS2, muxrpc.Method{"getLatest"}, js1.keys.ID.String())
+	js1.Client.AsyncJSON(ctx, &fromJS1, muxrpc.Method{"getLatest"}, js1.Keys.ID.String())
+	js2.Client.AsyncJSON(ctx, &fromJS2, muxrpc.Method{"getLatest"}, js1.Keys.ID.String())
 	if fromJS1.Key == "" || fromJS1.Key != fromJS2.Key {
 		t.Errorf("latest of JS1's feed: %q on JS1, %q on JS2", fromJS1.Key, fromJS2.Key)
 	}

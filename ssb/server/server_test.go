@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -297,15 +298,9 @@ func TestAddAndWriteStream(t *testing.T) {
 	e := s.local(t)
 	ctx := context.Background()
 	author, _ := keys.Generate(nil)
-	var raws [][]byte
-	var prev message.FeedState
-	for i := range 300 {
-		m, err := message.Create(author, nil, &prev, float64(1700000000000+i), map[string]any{"type": "post", "i": i})
-		if err != nil {
-			t.Fatal(err)
-		}
-		raws = append(raws, m.Raw)
-		prev = m.State()
+	raws, err := ssbtest.Feed(author, 300, 1700000000000)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var added kvt
 	if err := e.AsyncJSON(ctx, &added, muxrpc.Method{"add"}, json.RawMessage(raws[0])); err != nil || added.Value.Sequence != 1 {
