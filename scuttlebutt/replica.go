@@ -44,6 +44,19 @@ type Doc interface {
 	ApplyUpdate(u Update) bool
 }
 
+// A Journal makes the updates a replica applies durable (package
+// scuttlebutt/persist provides one that appends to a file).
+type Journal interface {
+	// Record is called with every update the replica applies, local or
+	// remote, in the order applied, with the replica's lock held. It must
+	// not block or call back into the Replica; it queues the update for
+	// the next Sync.
+	Record(u Update)
+	// Sync returns once every update recorded so far is durable.
+	// Concurrent calls may share one write and fsync (group commit).
+	Sync() error
+}
+
 // Defaults of the Replica options.
 const (
 	// DefaultMaxLine is the longest line, in bytes, a stream accepts.
@@ -97,6 +110,7 @@ type Replica struct {
 	live     map[*Stream]struct{} // streams that tail live updates
 	onUpdate listeners[Update]
 	onOld    listeners[Update]
+	journal  Journal
 
 	streamsMu sync.Mutex
 	streams   map[*Stream]struct{} // every open stream
@@ -170,12 +184,43 @@ func (r *Replica) LocalUpdate(change json.RawMessage) (Update, error) {
 	r.mu.Lock()
 	u := Update{Change: c, Timestamp: r.nextTimestamp(), Source: r.id}
 	_, applied := r.applyLocked(u, nil)
+	j := r.journal
 	r.mu.Unlock()
 	r.events.run()
 	if !applied {
 		return u, ErrRejected
 	}
+	if j != nil {
+		if err := j.Sync(); err != nil {
+			return u, fmt.Errorf("scuttlebutt: journal: %w", err)
+		}
+	}
 	return u, nil
+}
+
+// SetJournal makes the replica record every update it applies from now on
+// in j, and LocalUpdate (and so Model.Set, Events.Emit, Value.Set) return
+// only once j has made the change durable. Load the journal's contents
+// into the replica (with Apply) before calling SetJournal.
+func (r *Replica) SetJournal(j Journal) {
+	r.mu.Lock()
+	r.journal = j
+	r.mu.Unlock()
+}
+
+// Sync waits until every update the replica has applied is durable in its
+// journal; without a journal it returns nil at once.
+func (r *Replica) Sync() error {
+	r.mu.Lock()
+	j := r.journal
+	r.mu.Unlock()
+	if j == nil {
+		return nil
+	}
+	if err := j.Sync(); err != nil {
+		return fmt.Errorf("scuttlebutt: journal: %w", err)
+	}
+	return nil
 }
 
 func (r *Replica) nextTimestamp() float64 {
@@ -225,6 +270,9 @@ func (r *Replica) applyLocked(u Update, from *Stream) (fresh, applied bool) {
 	}
 	if !r.doc.ApplyUpdate(u) {
 		return true, false
+	}
+	if r.journal != nil {
+		r.journal.Record(u)
 	}
 	for s := range r.live {
 		if s != from {
