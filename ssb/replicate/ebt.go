@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"os"
 	"sync"
 	"time"
 
@@ -22,6 +24,23 @@ import (
 // that was called sends its note first. Messages then flow on the same
 // stream as bare signed values, each side sending the feeds the other asked
 // for, from the sequence its note gave, live.
+//
+// Two rules keep the traffic down, as in the JavaScript epidemic-broadcast-
+// trees:
+//
+//   - Request skipping. The peer's clock (its sequence of each feed, from
+//     its notes and the messages it sent) is kept on disk (ClockDir) when a
+//     session ends. The first note of the next session leaves out every
+//     feed whose sequence here equals the peer's stored one: neither side
+//     has anything for the other there. If either side advances such a feed
+//     later, a note says so and the feed is asked for then. After a restart
+//     with nothing new, the first notes are empty.
+//   - One peer at a time per feed (clock partitioning). Each feed is asked
+//     to be received (the receive bit) from one session only; to the others
+//     the note says "I have n, do not send". When a peer notes more than
+//     the current one has, or the current one has promised more and sent
+//     nothing for EBTStall, or its session ends, the feed moves to another
+//     peer that has more, with a note to each.
 
 // note encodes a sequence and whether to receive.
 func note(seq int64, rx bool) int64 {
@@ -32,6 +51,11 @@ func note(seq int64, rx bool) int64 {
 	return v
 }
 
+// EBTStall is how long a peer asked for a feed may promise messages (note
+// a higher sequence) without sending any before the feed is asked from
+// another peer that has more.
+var EBTStall = 3 * time.Second
+
 // ebtSession is one EBT stream with a peer.
 type ebtSession struct {
 	r *Replicator
@@ -39,9 +63,10 @@ type ebtSession struct {
 	s *muxrpc.Stream
 
 	mu      sync.Mutex
-	theirs  map[refs.Feed]int64 // the peer's sequence of each feed, as it said or sent
-	sending map[refs.Feed]bool
-	noted   map[refs.Feed]bool // feeds our notes asked for
+	theirs  map[refs.Feed]int64 // the peer's sequence of each feed, -1 if it does not replicate it
+	rx      map[refs.Feed]bool  // feeds noted this session: whether we asked to receive them
+	sending map[refs.Feed]context.CancelFunc
+	lastMsg time.Time // when the peer last sent a message
 	wg      sync.WaitGroup
 }
 
@@ -76,24 +101,28 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 // ebt runs a session; the responder sends its note first. gotNote reports
 // whether the peer sent a note: whether it speaks EBT.
 func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, responder bool) (gotNote bool, err error) {
-	es := &ebtSession{r: r, p: p, s: s, theirs: make(map[refs.Feed]int64), sending: make(map[refs.Feed]bool), noted: make(map[refs.Feed]bool)}
+	es := &ebtSession{
+		r: r, p: p, s: s,
+		theirs:  r.loadClock(p.id),
+		rx:      make(map[refs.Feed]bool),
+		sending: make(map[refs.Feed]context.CancelFunc),
+		lastMsg: time.Now(),
+	}
 	r.mu.Lock()
 	r.ebts[es] = struct{}{}
 	r.mu.Unlock()
+	actx, stop := context.WithCancel(ctx)
 	defer func() {
-		r.mu.Lock()
-		delete(r.ebts, es)
-		r.mu.Unlock()
+		stop()
 		s.Close()
 		es.wg.Wait()
+		r.endSession(es)
 	}()
 	if responder {
-		if err := es.sendNote(); err != nil {
+		if err := es.sendFirstNote(); err != nil {
 			return false, err
 		}
 	}
-	actx, stop := context.WithCancel(ctx)
-	defer stop()
 	es.wg.Go(func() { es.announce(actx) })
 	// Received messages go to an appender goroutine, which appends what
 	// has arrived in batches of one author: while it waits for an fsync,
@@ -122,6 +151,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 			if msg.seq > es.theirs[msg.author] {
 				es.theirs[msg.author] = msg.seq
 			}
+			es.lastMsg = time.Now()
 			es.mu.Unlock()
 			select {
 			case in <- inMsg{msg.author, pkt.Body}:
@@ -131,6 +161,9 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 			continue
 		}
 		var n map[string]int64
+		if debugEBT {
+			fmt.Fprintf(os.Stderr, "EBT %s <- %s: %s\n", es.r.self.String()[:5], es.p.id.String()[:5], pkt.Body)
+		}
 		if err := json.Unmarshal(pkt.Body, &n); err != nil {
 			return !first, fmt.Errorf("replicate: ebt: neither a note nor a message: %.80q", pkt.Body)
 		}
@@ -140,12 +173,12 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 			r.mu.Unlock()
 		}
 		if first && !responder {
-			if err := es.sendNote(); err != nil {
+			if err := es.sendFirstNote(); err != nil {
 				return true, err
 			}
 		}
 		first = false
-		es.receiveNote(ctx, n)
+		es.receiveNote(actx, n)
 	}
 }
 
@@ -157,14 +190,22 @@ type inMsg struct {
 
 // appendLoop appends received messages in batches of one author; after an
 // invalid message, the rest of that author's messages in hand are dropped
-// (the chain is broken there).
+// (the chain is broken there). A feed that brings duplicates from a peer
+// not chosen for it is told to stop sending.
 func (es *ebtSession) appendLoop(in <-chan inMsg) {
 	var batch [][]byte
 	var feed refs.Feed
 	broken := make(map[refs.Feed]bool)
 	flush := func() {
-		if len(batch) > 0 && es.r.append(es.p, feed, batch) != nil {
+		if len(batch) == 0 {
+			return
+		}
+		dups, err := es.r.append(es.p, feed, batch)
+		if err != nil {
 			broken[feed] = true
+		}
+		if dups > 0 {
+			es.duplicates(feed)
 		}
 		batch = batch[:0]
 	}
@@ -207,55 +248,286 @@ func asMessage(body []byte) (msgHead, bool) {
 	return msgHead{f, m.Sequence}, true
 }
 
-// sendNote sends a note for every wanted feed not noted yet on this
-// session: our sequence, asking to receive.
-func (es *ebtSession) sendNote() error {
-	n := make(map[string]int64)
-	for _, f := range es.r.Wanted() {
+// latest returns the sequence of the latest stored message of f.
+func (r *Replicator) latest(f refs.Feed) int64 {
+	if h, err := r.store.Latest(f); err == nil {
+		return h.State.Sequence
+	}
+	return 0
+}
+
+// claimLocked reports whether es should receive f: whether no other
+// session is asked for it (then es is, from now on). r.mu is held.
+func (r *Replicator) claimLocked(f refs.Feed, es *ebtSession) bool {
+	if cur := r.rxFrom[f]; cur != nil && cur != es {
+		return false
+	}
+	r.rxFrom[f] = es
+	return true
+}
+
+// sendFirstNote sends the session's first note: every wanted feed but
+// those the peer's stored clock shows at the same sequence as here. It is
+// sent even when empty: the peer waits for it.
+func (es *ebtSession) sendFirstNote() error {
+	r := es.r
+	n := make(map[refs.Feed]int64)
+	skipped := 0
+	for _, f := range r.Wanted() {
+		seq := r.latest(f)
+		r.mu.Lock()
 		es.mu.Lock()
-		done := es.noted[f]
-		es.noted[f] = true
+		if theirs, ok := es.theirs[f]; ok && theirs == seq {
+			skipped++
+		} else if _, noted := es.rx[f]; !noted {
+			rx := r.claimLocked(f, es)
+			es.rx[f] = rx
+			n[f] = note(seq, rx)
+		}
 		es.mu.Unlock()
-		if done {
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	r.stats.SkippedFeeds += skipped
+	r.mu.Unlock()
+	return es.sendNote(n, true)
+}
+
+// noteWanted notes feeds that became wanted during the session.
+func (es *ebtSession) noteWanted() error {
+	r := es.r
+	n := make(map[refs.Feed]int64)
+	for _, f := range r.Wanted() {
+		es.mu.Lock()
+		_, noted := es.rx[f]
+		es.mu.Unlock()
+		if noted {
 			continue
 		}
-		seq := int64(0)
-		if h, err := es.r.store.Latest(f); err == nil {
-			seq = h.State.Sequence
+		seq := r.latest(f)
+		r.mu.Lock()
+		es.mu.Lock()
+		if _, noted := es.rx[f]; !noted {
+			rx := r.claimLocked(f, es)
+			es.rx[f] = rx
+			n[f] = note(seq, rx)
 		}
-		n[f.String()] = note(seq, true)
+		es.mu.Unlock()
+		r.mu.Unlock()
 	}
-	if len(n) == 0 {
+	return es.sendNote(n, false)
+}
+
+// sendNote sends a note and counts it; an empty note only if always.
+func (es *ebtSession) sendNote(n map[refs.Feed]int64, always bool) error {
+	if len(n) == 0 && !always {
 		return nil
 	}
-	return es.s.Send(n)
+	m := make(map[string]int64, len(n))
+	for f, v := range n {
+		m[f.String()] = v
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if debugEBT {
+		fmt.Fprintf(os.Stderr, "EBT %s -> %s: %s\n", es.r.self.String()[:5], es.p.id.String()[:5], body)
+	}
+	es.r.mu.Lock()
+	es.r.stats.Notes++
+	es.r.stats.NoteFeeds += len(n)
+	es.r.stats.NoteBytes += int64(len(body))
+	es.r.mu.Unlock()
+	return es.s.SendRaw(muxrpc.JSON, body)
 }
 
-// receiveNote starts sending the feeds the peer asks for.
+// receiveNote starts or stops sending the feeds the peer asks for, and
+// answers: with our sequence of feeds it noted that this session has not
+// noted yet, and by moving a feed here when the peer has more than the
+// peer it is asked from.
 func (es *ebtSession) receiveNote(ctx context.Context, n map[string]int64) {
+	r := es.r
+	reply := make(map[refs.Feed]int64)
+	others := make(map[*ebtSession]map[refs.Feed]int64)
+	blocked := r.IsBlocked(es.p.id)
 	for id, v := range n {
 		f, err := refs.ParseFeed(id)
-		if err != nil || v < 0 {
+		if err != nil || v < -1 {
 			continue
 		}
-		seq, rx := v>>1, v&1 == 0
-		es.mu.Lock()
-		if seq > es.theirs[f] {
-			es.theirs[f] = seq
+		if v == -1 {
+			es.mu.Lock()
+			es.theirs[f] = -1
+			if stop := es.sending[f]; stop != nil {
+				stop()
+				delete(es.sending, f)
+			}
+			es.mu.Unlock()
+			r.release(es, f)
+			continue
 		}
-		start := rx && !es.sending[f] && !es.r.IsBlocked(es.p.id)
-		if start {
-			es.sending[f] = true
+		seq, peerRx := v>>1, v&1 == 0
+		wanted := r.isWanted(f)
+		ours := r.latest(f)
+		r.mu.Lock()
+		es.mu.Lock()
+		es.theirs[f] = seq // a note is what the peer has now
+		if peerRx && es.sending[f] == nil && !blocked {
+			sctx, stop := context.WithCancel(ctx)
+			es.sending[f] = stop
+			from := seq + 1
+			es.wg.Go(func() { es.send(sctx, f, from) })
+		} else if !peerRx && es.sending[f] != nil {
+			es.sending[f]()
+			delete(es.sending, f)
+		}
+		if wanted {
+			rx, noted := es.rx[f]
+			switch {
+			case !noted:
+				rx = seq > ours && r.claimLocked(f, es)
+				es.rx[f] = rx
+				reply[f] = note(ours, rx)
+			case !rx && seq > ours:
+				cur := r.rxFrom[f]
+				if cur == nil || cur == es || cur.theirsOf(f) < seq {
+					es.rx[f] = true
+					r.rxFrom[f] = es
+					reply[f] = note(ours, true)
+					if cur != nil && cur != es {
+						cur.rxOff(f, ours, others)
+					}
+				}
+			case !peerRx && ours > seq:
+				// Lazy push: tell the peer we have more, so it can ask.
+				reply[f] = note(ours, rx)
+			}
+		} else if _, noted := es.rx[f]; !noted {
+			// Not replicated here: say what we hold of it (we serve it
+			// all the same), or -1 if nothing. It is not marked noted,
+			// so that a note asks for it if it becomes wanted.
+			reply[f] = -1
+			if ours > 0 {
+				reply[f] = note(ours, false)
+			}
 		}
 		es.mu.Unlock()
-		if start {
-			es.wg.Go(func() { es.send(ctx, f, seq+1) })
-		}
+		r.mu.Unlock()
+	}
+	es.sendNote(reply, false)
+	for o, n := range others {
+		o.sendNote(n, false)
 	}
 }
 
-// send streams feed f to the peer from sequence from, live, skipping what
-// the peer already has (what it sent us, or said it has).
+// theirsOf returns the session peer's sequence of f.
+func (es *ebtSession) theirsOf(f refs.Feed) int64 {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	return es.theirs[f]
+}
+
+// rxOff records that es no longer receives f, adding the note that says so
+// to notes. r.mu is held, es.mu is not.
+func (es *ebtSession) rxOff(f refs.Feed, ours int64, notes map[*ebtSession]map[refs.Feed]int64) {
+	es.mu.Lock()
+	es.rx[f] = false
+	es.mu.Unlock()
+	if notes[es] == nil {
+		notes[es] = make(map[refs.Feed]int64)
+	}
+	notes[es][f] = note(ours, false)
+}
+
+// duplicates handles messages of f the peer sent that were stored already:
+// if another session is asked for f, this peer is told to stop.
+func (es *ebtSession) duplicates(f refs.Feed) {
+	r := es.r
+	ours := r.latest(f)
+	r.mu.Lock()
+	es.mu.Lock()
+	stop := es.rx[f] && r.rxFrom[f] != es
+	if stop {
+		es.rx[f] = false
+	}
+	es.mu.Unlock()
+	r.mu.Unlock()
+	if stop {
+		es.sendNote(map[refs.Feed]int64{f: note(ours, false)}, false)
+	}
+}
+
+// release stops asking es for f and asks another session that has more.
+func (r *Replicator) release(es *ebtSession, f refs.Feed) {
+	r.mu.Lock()
+	if r.rxFrom[f] != es {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.rxFrom, f)
+	r.mu.Unlock()
+	r.reassign(f, es)
+}
+
+// reassign asks f from a session, other than except, whose peer has more
+// than is stored here.
+func (r *Replicator) reassign(f refs.Feed, except *ebtSession) {
+	ours := r.latest(f)
+	r.mu.Lock()
+	if r.rxFrom[f] != nil || !r.wanted[f] {
+		r.mu.Unlock()
+		return
+	}
+	var best *ebtSession
+	var bestSeq int64
+	for o := range r.ebts {
+		if o == except {
+			continue
+		}
+		if seq := o.theirsOf(f); seq > ours && seq > bestSeq {
+			best, bestSeq = o, seq
+		}
+	}
+	if best != nil {
+		r.rxFrom[f] = best
+		best.mu.Lock()
+		best.rx[f] = true
+		best.mu.Unlock()
+	}
+	r.mu.Unlock()
+	if best != nil {
+		best.sendNote(map[refs.Feed]int64{f: note(ours, true)}, false)
+	}
+}
+
+// endSession forgets a session: its feeds are asked from other peers, and
+// the peer's clock is stored for the next session's request skipping.
+func (r *Replicator) endSession(es *ebtSession) {
+	es.mu.Lock()
+	clock := maps.Clone(es.theirs)
+	es.mu.Unlock()
+	if err := r.saveClock(es.p.id, clock); err != nil {
+		r.log.Warn("replicate: storing a peer's clock", "peer", es.p.id.String(), "err", err)
+	}
+	r.mu.Lock()
+	delete(r.ebts, es)
+	var mine []refs.Feed
+	for f, o := range r.rxFrom {
+		if o == es {
+			mine = append(mine, f)
+			delete(r.rxFrom, f)
+		}
+	}
+	r.mu.Unlock()
+	for _, f := range mine {
+		r.reassign(f, es)
+	}
+}
+
+// send streams feed f to the peer from sequence from, live, until ctx
+// ends, skipping what the peer already has (what it sent us, or said it
+// has).
 func (es *ebtSession) send(ctx context.Context, f refs.Feed, from int64) {
 	keys, values := false, true
 	it, err := es.r.store.History(ctx, store.HistoryQuery{ID: f, Seq: from, Live: true, Keys: &keys, Values: &values})
@@ -272,6 +544,9 @@ func (es *ebtSession) send(ctx context.Context, f refs.Feed, from int64) {
 		json.Unmarshal(item.Value, &m)
 		es.mu.Lock()
 		has := m.Sequence <= es.theirs[f]
+		if !has {
+			es.theirs[f] = m.Sequence
+		}
 		es.mu.Unlock()
 		if has {
 			continue
@@ -285,9 +560,10 @@ func (es *ebtSession) send(ctx context.Context, f refs.Feed, from int64) {
 // announceEvery is how often a session tells the peer that feeds advanced.
 const announceEvery = 100 * time.Millisecond
 
-// announce tells the peer, in notes, when feeds it replicates with us
-// advance here, so that a peer that has less asks us for the rest. Feeds
-// we are sending it already are left out: it gets their messages.
+// announce tells the peer, in notes, when wanted feeds advance here beyond
+// what it has, so that it can ask for them (lazy push); feeds we are sending it
+// already are left out: it gets their messages. It also moves feeds away
+// from a peer that stalls.
 func (es *ebtSession) announce(ctx context.Context) {
 	old, keys := false, false
 	it, err := es.r.store.Log(ctx, store.LogQuery{Live: true, Old: &old, Keys: &keys})
@@ -296,6 +572,7 @@ func (es *ebtSession) announce(ctx context.Context) {
 	}
 	defer it.Close()
 	pending := make(map[refs.Feed]int64)
+	lastCheck := time.Now()
 	for ctx.Err() == nil {
 		nctx, cancel := context.WithTimeout(ctx, announceEvery)
 		item, err := it.Next(nctx)
@@ -306,23 +583,84 @@ func (es *ebtSession) announce(ctx context.Context) {
 			}
 			continue
 		}
-		if !errors.Is(err, context.DeadlineExceeded) || len(pending) == 0 {
-			if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-				return
-			}
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return
+		}
+		if time.Since(lastCheck) >= EBTStall/3 {
+			lastCheck = time.Now()
+			es.unstall()
+		}
+		if len(pending) == 0 {
 			continue
 		}
-		n := make(map[string]int64)
-		es.mu.Lock()
+		n := make(map[refs.Feed]int64)
 		for f, seq := range pending {
-			if es.noted[f] && !es.sending[f] && seq > es.theirs[f] {
-				n[f.String()] = note(seq, true)
+			if !es.r.isWanted(f) {
+				continue
 			}
+			es.mu.Lock()
+			// A peer that said -1 (it does not replicate f) is told too:
+			// it may follow f later, and then asks if it knows there is
+			// more here.
+			theirs, known := es.theirs[f]
+			if es.sending[f] == nil && (!known || seq > theirs) {
+				rx, noted := es.rx[f]
+				if !noted {
+					es.rx[f] = false
+				}
+				n[f] = note(seq, rx)
+			}
+			es.mu.Unlock()
 		}
-		es.mu.Unlock()
 		clear(pending)
-		if len(n) > 0 && es.s.Send(n) != nil {
+		if es.sendNote(n, false) != nil {
 			return
 		}
 	}
 }
+
+// unstall moves the feeds this session is asked for, whose peer promised
+// more and has sent nothing for EBTStall, to sessions that have more.
+func (es *ebtSession) unstall() {
+	r := es.r
+	es.mu.Lock()
+	stalled := time.Since(es.lastMsg) > EBTStall
+	es.mu.Unlock()
+	if !stalled {
+		return
+	}
+	r.mu.Lock()
+	var mine []refs.Feed
+	for f, o := range r.rxFrom {
+		if o == es {
+			mine = append(mine, f)
+		}
+	}
+	r.mu.Unlock()
+	for _, f := range mine {
+		ours := r.latest(f)
+		if es.theirsOf(f) <= ours {
+			continue // nothing promised
+		}
+		r.mu.Lock()
+		better := false
+		for o := range r.ebts {
+			if o != es && o.theirsOf(f) > ours {
+				better = true
+				break
+			}
+		}
+		r.mu.Unlock()
+		if !better {
+			continue
+		}
+		es.mu.Lock()
+		es.rx[f] = false
+		es.mu.Unlock()
+		r.log.Debug("replicate: peer stalls; asking another", "peer", es.p.id.String(), "feed", f.String())
+		es.sendNote(map[refs.Feed]int64{f: note(ours, false)}, false)
+		r.release(es, f)
+	}
+}
+
+var debugEBT = os.Getenv("DEBUG_EBT") != ""

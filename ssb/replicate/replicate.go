@@ -12,6 +12,7 @@ package replicate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,29 +43,45 @@ type Replicator struct {
 	peers  map[*peer]struct{}
 	byConn map[*muxrpc.Endpoint]*peer
 	ebts   map[*ebtSession]struct{}
-	errors map[refs.Feed]error // the last invalid message of each feed
+	rxFrom map[refs.Feed]*ebtSession // the EBT session each feed is received from
+	errors map[refs.Feed]error       // the last invalid message of each feed
 	forked map[refs.Feed]bool
 	wg     sync.WaitGroup
 
 	// NoEBT replicates with createHistoryStream only: it neither calls nor
 	// expects ebt.replicate. Set it before AddPeer.
 	NoEBT bool
+	// ClockDir, if set, is the directory where the clock of each EBT peer
+	// is kept between sessions, for request skipping. Set it before
+	// AddPeer.
+	ClockDir string
 
 	stats Stats
 }
 
-// Stats counts replication sessions and rejected messages since New.
+// Stats counts replication sessions, requests and messages since New.
 type Stats struct {
-	EBTSessions    int // ebt.replicate streams that carried a note
-	LegacyPeers    int // connections replicated with createHistoryStream
-	InvalidBatches int // appends refused for an invalid message from a peer
+	EBTSessions    int   `json:"ebtSessions"`    // ebt.replicate streams that carried a note
+	LegacyPeers    int   `json:"legacyPeers"`    // connections replicated with createHistoryStream
+	InvalidBatches int   `json:"invalidBatches"` // appends refused for an invalid message from a peer
+	Notes          int   `json:"notes"`          // EBT notes sent
+	NoteFeeds      int   `json:"noteFeeds"`      // feeds in them
+	NoteBytes      int64 `json:"noteBytes"`      // their JSON bodies' bytes
+	SkippedFeeds   int   `json:"skippedFeeds"`   // feeds left out of first notes by request skipping
+	Requests       int   `json:"requests"`       // createHistoryStream calls made
+	RequestBytes   int64 `json:"requestBytes"`   // their arguments' JSON bytes
+	Received       int   `json:"received"`       // messages received from peers
+	Duplicates     int   `json:"duplicates"`     // of which were stored already
+	ActiveEBT      int   `json:"activeEBT"`      // EBT sessions running now
 }
 
 // Stats returns the counters.
 func (r *Replicator) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.ActiveEBT = len(r.ebts)
+	return st
 }
 
 type peer struct {
@@ -93,6 +110,7 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 		peers:  make(map[*peer]struct{}),
 		byConn: make(map[*muxrpc.Endpoint]*peer),
 		ebts:   make(map[*ebtSession]struct{}),
+		rxFrom: make(map[refs.Feed]*ebtSession),
 		errors: make(map[refs.Feed]error),
 		forked: make(map[refs.Feed]bool),
 	}
@@ -139,6 +157,12 @@ func (r *Replicator) Wanted() []refs.Feed {
 	return out
 }
 
+func (r *Replicator) isWanted(f refs.Feed) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wanted[f]
+}
+
 // IsBlocked reports whether the local feed blocks feed: such a peer is
 // served nothing.
 func (r *Replicator) IsBlocked(feed refs.Feed) bool { return r.graph.IsBlocking(r.self, feed) }
@@ -171,17 +195,23 @@ func (r *Replicator) update() {
 		}
 	}
 	for es := range r.ebts {
-		r.wg.Go(func() { es.sendNote() })
+		r.wg.Go(func() { es.noteWanted() })
 	}
 }
 
 // AddPeer replicates with a connected peer until its connection or ctx
-// ends. It returns at once. The side that dialed (dialer) starts EBT and
+// ends. It returns at once. A second connection with a peer that is
+// replicating on another one is not replicated on (ssb-ebt refuses a
+// second session with a peer, too). The side that dialed (dialer) starts EBT and
 // falls back to legacy replication if the peer refuses it; the other side
 // answers the peer's ebt.replicate (ServeEBT), and falls back to legacy if
 // the peer has not called it within EBTWait.
 func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) {
 	p := r.register(ctx, e, id)
+	if p == nil {
+		r.log.Info("replicate: a second connection with a peer; replicating on the first only", "peer", id.String())
+		return
+	}
 	r.wg.Go(func() {
 		defer r.unregister(p)
 		done := func() {
@@ -228,6 +258,11 @@ func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.F
 	if p, ok := r.byConn[e]; ok {
 		return p
 	}
+	for p := range r.peers {
+		if p.id == id {
+			return nil
+		}
+	}
 	p := &peer{e: e, id: id, ctx: ctx, asking: make(map[refs.Feed]bool), ebtCalled: make(chan struct{})}
 	r.peers[p] = struct{}{}
 	r.byConn[e] = p
@@ -264,8 +299,12 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 	if h, err := r.store.Latest(f); err == nil {
 		seq = h.State.Sequence + 1
 	}
-	s, err := p.e.Open(muxrpc.Method{"createHistoryStream"}, muxrpc.Source,
-		map[string]any{"id": f.String(), "seq": seq, "live": true, "keys": false})
+	args, _ := json.Marshal(map[string]any{"id": f.String(), "seq": seq, "live": true, "keys": false})
+	r.mu.Lock()
+	r.stats.Requests++
+	r.stats.RequestBytes += int64(len(args))
+	r.mu.Unlock()
+	s, err := p.e.Open(muxrpc.Method{"createHistoryStream"}, muxrpc.Source, json.RawMessage(args))
 	if err != nil {
 		return
 	}
@@ -309,38 +348,50 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 				break more
 			}
 		}
-		if err := r.append(p, f, batch); err != nil {
+		if _, err := r.append(p, f, batch); err != nil {
 			return
 		}
 	}
 }
 
 // append stores a batch from a peer; on an invalid message it stores the
-// valid ones before it, records the error and returns it.
-func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) error {
+// valid ones before it, records the error and returns it. dups counts the
+// messages that were stored already (sent by another peer first).
+func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) (dups int, err error) {
+	r.mu.Lock()
+	r.stats.Received += len(batch)
+	r.mu.Unlock()
+	defer func() {
+		if dups > 0 {
+			r.mu.Lock()
+			r.stats.Duplicates += dups
+			r.mu.Unlock()
+		}
+	}()
 	for len(batch) > 0 {
 		_, err := r.store.Append(p.ctx, batch...)
 		if err == nil {
-			return nil
+			return dups, nil
 		}
 		var ae *store.AppendError
 		if !errors.As(err, &ae) {
-			return err // the store or the context
+			return dups, err // the store or the context
 		}
 		if errors.Is(err, store.ErrDuplicate) {
 			// Another peer sent it first: keep what came before it (a
 			// batch is stored whole or not at all), skip it, go on.
 			if ae.Index > 0 {
 				if _, err := r.store.Append(p.ctx, batch[:ae.Index]...); err != nil {
-					return err
+					return dups, err
 				}
 			}
+			dups++
 			batch = batch[ae.Index+1:]
 			continue
 		}
 		if ae.Index > 0 { // keep the valid messages before the bad one
 			if _, err := r.store.Append(p.ctx, batch[:ae.Index]...); err != nil {
-				return err
+				return dups, err
 			}
 		}
 		r.mu.Lock()
@@ -351,9 +402,9 @@ func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) error {
 		}
 		r.mu.Unlock()
 		r.log.Warn("replicate: invalid message from a peer", "peer", p.id.String(), "feed", f.String(), "err", err)
-		return err
+		return dups, err
 	}
-	return nil
+	return dups, nil
 }
 
 // Progress is how far replication has come: for the wanted feeds, the

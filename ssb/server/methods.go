@@ -399,7 +399,23 @@ func (s *Server) gossipConnect(ctx context.Context, req *muxrpc.Request) {
 		req.Fail(err)
 		return
 	}
-	if err := s.dialPeer(ctx, k.hostPort, k.feed); err != nil {
+	// One connection per peer: if one is open or being dialed (by the
+	// scheduler), wait for it instead of dialing a second.
+	for !s.peers.claim(k) {
+		if s.peers.isConnected(k.feed) {
+			req.Return(map[string]string{"id": k.feed.String(), "address": addr})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			req.Fail(fmt.Errorf("gossip.connect: %w", ctx.Err()))
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	err = s.dialPeer(ctx, k.hostPort, k.feed)
+	s.peers.dialed(k)
+	if err != nil {
 		req.Fail(fmt.Errorf("gossip.connect: %w", err))
 		return
 	}

@@ -188,6 +188,25 @@ func (p *peers) due(want int) []*knownPeer {
 	return out
 }
 
+// claim marks k as being dialed, unless it is connected or being dialed
+// already (then it returns false).
+func (p *peers) claim(k *knownPeer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connected[k.feed] > 0 || p.dialing[k.Address] {
+		return false
+	}
+	p.dialing[k.Address] = true
+	return true
+}
+
+// isConnected reports whether a connection to f is open.
+func (p *peers) isConnected(f refs.Feed) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.connected[f] > 0
+}
+
 func (p *peers) dialed(k *knownPeer) {
 	p.mu.Lock()
 	delete(p.dialing, k.Address)
@@ -254,7 +273,11 @@ func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) 
 	if err != nil {
 		return err
 	}
-	s.wg.Go(func() { s.servePeer(s.ctx, conn, feed.PublicKey(), true) })
+	s.peers.up(feed) // counted before dialed() ends the dialing mark
+	s.wg.Go(func() {
+		defer s.peers.down(feed)
+		s.servePeer(s.ctx, conn, feed.PublicKey(), true)
+	})
 	return nil
 }
 

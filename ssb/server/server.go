@@ -105,6 +105,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
 	s.repl.NoEBT = cfg.NoEBT
+	s.repl.ClockDir = filepath.Join(cfg.Path, "ebt")
 	if s.peers, err = loadPeers(peersPath(cfg.Path)); err != nil {
 		st.Close()
 		return nil, err

@@ -1,0 +1,87 @@
+package replicate
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/scuttlego/scuttle/ssb/refs"
+)
+
+// The clock of each EBT peer (its sequence of each feed as last known) is
+// kept in ClockDir, one JSON file per peer named after its key:
+// {"@feed.ed25519": seq, ...}, -1 for a feed the peer does not replicate.
+// A lost or stale file costs only bigger notes: a clock is a hint for
+// request skipping, and the peer's notes correct it.
+
+// maxClockFile bounds the size of a clock file read back.
+const maxClockFile = 64 << 20
+
+func (r *Replicator) clockPath(peer refs.Feed) string {
+	return filepath.Join(r.ClockDir, base64.RawURLEncoding.EncodeToString(peer.PublicKey())+".json")
+}
+
+// loadClock returns the stored clock of peer; empty if there is none.
+func (r *Replicator) loadClock(peer refs.Feed) map[refs.Feed]int64 {
+	clock := make(map[refs.Feed]int64)
+	if r.ClockDir == "" {
+		return clock
+	}
+	b, err := os.ReadFile(r.clockPath(peer))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn("replicate: reading a peer's clock", "peer", peer.String(), "err", err)
+		}
+		return clock
+	}
+	var m map[string]int64
+	if len(b) > maxClockFile || json.Unmarshal(b, &m) != nil {
+		r.log.Warn("replicate: a peer's clock file is unreadable; ignored", "peer", peer.String())
+		return clock
+	}
+	for id, seq := range m {
+		if f, err := refs.ParseFeed(id); err == nil && seq >= -1 {
+			clock[f] = seq
+		}
+	}
+	return clock
+}
+
+// saveClock stores the clock of peer, replacing the file atomically.
+func (r *Replicator) saveClock(peer refs.Feed, clock map[refs.Feed]int64) error {
+	if r.ClockDir == "" {
+		return nil
+	}
+	m := make(map[string]int64, len(clock))
+	for f, seq := range clock {
+		m[f.String()] = seq
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	if err := os.MkdirAll(r.ClockDir, 0o700); err != nil {
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	path := r.clockPath(peer)
+	tmp, err := os.CreateTemp(r.ClockDir, ".clock-*")
+	if err != nil {
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replicate: clock: %w", err)
+	}
+	return nil
+}
