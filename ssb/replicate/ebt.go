@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"sync"
 	"time"
 
@@ -161,9 +160,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 			continue
 		}
 		var n map[string]int64
-		if debugEBT {
-			fmt.Fprintf(os.Stderr, "EBT %s <- %s: %s\n", es.r.self.String()[:5], es.p.id.String()[:5], pkt.Body)
-		}
+		r.log.Debug("replicate: ebt note received", "peer", p.id.String(), "note", string(pkt.Body))
 		if err := json.Unmarshal(pkt.Body, &n); err != nil {
 			return !first, fmt.Errorf("replicate: ebt: neither a note nor a message: %.80q", pkt.Body)
 		}
@@ -331,9 +328,7 @@ func (es *ebtSession) sendNote(n map[refs.Feed]int64, always bool) error {
 	if err != nil {
 		return err
 	}
-	if debugEBT {
-		fmt.Fprintf(os.Stderr, "EBT %s -> %s: %s\n", es.r.self.String()[:5], es.p.id.String()[:5], body)
-	}
+	es.r.log.Debug("replicate: ebt note sent", "peer", es.p.id.String(), "note", string(body))
 	es.r.mu.Lock()
 	es.r.stats.Notes++
 	es.r.stats.NoteFeeds += len(n)
@@ -662,5 +657,3 @@ func (es *ebtSession) unstall() {
 		r.release(es, f)
 	}
 }
-
-var debugEBT = os.Getenv("DEBUG_EBT") != ""
