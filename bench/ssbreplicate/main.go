@@ -7,6 +7,17 @@
 //
 //	go run ./bench/ssbreplicate -n 20000
 //
+// With -feeds F it then measures many feeds (F feeds of -per messages,
+// published by authors the source follows; the sink follows the source, so
+// it wants them at two hops): EBT against legacy createHistoryStream, Go to
+// Go, and JavaScript to JavaScript with EBT. It reports the time to hold
+// everything, the bytes on the wire (a counting proxy between the two), and
+// the sink's notes or requests; then the sink restarts on its data and
+// connects again, and the bytes of the first two seconds show what a
+// reconnect with nothing new costs.
+//
+//	go run ./bench/ssbreplicate -n 0 -feeds 1000 -per 100
+//
 // It needs node and interop/node_modules (make test installs them).
 package main
 
@@ -39,12 +50,22 @@ type peer struct {
 }
 
 func main() {
-	n := flag.Int("n", 20000, "messages in the feed")
+	n := flag.Int("n", 20000, "messages in the feed (0: skip)")
+	feeds := flag.Int("feeds", 0, "feeds in the many-feeds run (0: skip)")
+	per := flag.Int("per", 100, "messages per feed in the many-feeds run")
 	interop := flag.String("interop", "interop", "path of the interop folder")
 	flag.Parse()
-	if err := run(*n, *interop); err != nil {
-		fmt.Fprintln(os.Stderr, "ssbreplicate:", err)
-		os.Exit(1)
+	if *n > 0 {
+		if err := run(*n, *interop); err != nil {
+			fmt.Fprintln(os.Stderr, "ssbreplicate:", err)
+			os.Exit(1)
+		}
+	}
+	if *feeds > 0 {
+		if err := runMany(*feeds, *per, *interop); err != nil {
+			fmt.Fprintln(os.Stderr, "ssbreplicate:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -78,7 +99,7 @@ func run(n int, interop string) error {
 			src.stop()
 			return err
 		}
-		rate, err := replicate(ctx, src, dst, author, raws)
+		rate, err := replicateOne(ctx, src, dst, author, raws)
 		dst.stop()
 		src.stop()
 		if err != nil {
@@ -104,9 +125,9 @@ func avg(raws [][]byte) int {
 	return t / len(raws)
 }
 
-// replicate loads the feed into src, makes dst follow its author, connects
+// replicateOne loads the feed into src, makes dst follow its author, connects
 // and times until dst holds it all. It returns messages per second.
-func replicate(ctx context.Context, src, dst *peer, author *keys.KeyPair, raws [][]byte) (float64, error) {
+func replicateOne(ctx context.Context, src, dst *peer, author *keys.KeyPair, raws [][]byte) (float64, error) {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := ssbtest.Load(lctx, src.c, author.ID, raws); err != nil {
@@ -130,11 +151,12 @@ func replicate(ctx context.Context, src, dst *peer, author *keys.KeyPair, raws [
 	return float64(len(raws)) / time.Since(t0).Seconds(), nil
 }
 
-// start runs a server of the kind ("go" or "js") in dir.
+// start runs a server of the kind ("go", "go-legacy" without EBT, or
+// "js") in dir.
 func start(ctx context.Context, kind, dir string, caps [32]byte, interop string) (*peer, error) {
 	capsB64 := base64.StdEncoding.EncodeToString(caps[:])
-	if kind == "go" {
-		srv, err := server.Open(server.Config{Path: dir, Host: "127.0.0.1", Caps: capsB64}, nil)
+	if kind == "go" || kind == "go-legacy" {
+		srv, err := server.Open(server.Config{Path: dir, Host: "127.0.0.1", Caps: capsB64, NoEBT: kind == "go-legacy"}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +176,11 @@ func start(ctx context.Context, kind, dir string, caps [32]byte, interop string)
 			halt()
 			return nil, err
 		}
-		return &peer{name: "go (sbot)", addr: addr, id: id, c: c, stop: func() {
+		name := "go (sbot)"
+		if kind == "go-legacy" {
+			name = "go (sbot, legacy)"
+		}
+		return &peer{name: name, addr: addr, id: id, c: c, stop: func() {
 			c.Close()
 			halt()
 		}}, nil

@@ -64,8 +64,10 @@ type ebtSession struct {
 	mu      sync.Mutex
 	theirs  map[refs.Feed]int64 // the peer's sequence of each feed, -1 if it does not replicate it
 	rx      map[refs.Feed]bool  // feeds noted this session: whether we asked to receive them
+	skipped map[refs.Feed]bool  // wanted feeds left out of the first note
 	sending map[refs.Feed]context.CancelFunc
 	lastMsg time.Time // when the peer last sent a message
+	wantGen int       // the replicator's wantGen when wanted feeds were last noted
 	wg      sync.WaitGroup
 }
 
@@ -83,15 +85,14 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 	if json.Unmarshal(req.Args, &args) != nil || len(args) == 0 || args[0].Version != 3 || args[0].Format != "" && args[0].Format != "classic" {
 		return ErrEBTVersion
 	}
-	r.mu.Lock()
-	p := r.byConn[e]
-	r.mu.Unlock()
 	if r.NoEBT {
 		return errors.New("ebt.replicate is turned off here")
 	}
+	p := r.peerOf(ctx, e)
 	if p == nil {
 		return errors.New("replicate: ebt.replicate on a connection that does not replicate")
 	}
+	defer p.sessions.Done()
 	p.ebtOnce.Do(func() { close(p.ebtCalled) })
 	_, err := r.ebt(ctx, p, req.Stream(), true)
 	return err
@@ -104,6 +105,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 		r: r, p: p, s: s,
 		theirs:  r.loadClock(p.id),
 		rx:      make(map[refs.Feed]bool),
+		skipped: make(map[refs.Feed]bool),
 		sending: make(map[refs.Feed]context.CancelFunc),
 		lastMsg: time.Now(),
 	}
@@ -126,7 +128,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 	// Received messages go to an appender goroutine, which appends what
 	// has arrived in batches of one author: while it waits for an fsync,
 	// the next batch fills.
-	in := make(chan inMsg, 4*batchSize)
+	in := make(chan inMsg, appendRound)
 	appended := make(chan struct{})
 	go func() {
 		defer close(appended)
@@ -185,42 +187,70 @@ type inMsg struct {
 	raw    []byte
 }
 
-// appendLoop appends received messages in batches of one author; after an
-// invalid message, the rest of that author's messages in hand are dropped
-// (the chain is broken there). A feed that brings duplicates from a peer
-// not chosen for it is told to stop sending.
+// appendLoop appends received messages: it takes what has arrived (up to
+// appendRound messages), groups it by author, keeping each author's order,
+// and appends the authors' batches at once (the store commits concurrent
+// appends together: one fsync for the round); meanwhile the next round
+// arrives. After an invalid message, the rest of that author's messages
+// are dropped (the chain is broken there). A feed that brings duplicates
+// from a peer not chosen for it is told to stop.
 func (es *ebtSession) appendLoop(in <-chan inMsg) {
-	var batch [][]byte
-	var feed refs.Feed
 	broken := make(map[refs.Feed]bool)
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		dups, err := es.r.append(es.p, feed, batch)
-		if err != nil {
-			broken[feed] = true
-		}
-		if dups > 0 {
-			es.duplicates(feed)
-		}
-		batch = batch[:0]
-	}
+	var mu sync.Mutex // guards broken during a round
 	for m := range in {
-		if broken[m.author] {
-			continue
+		round := map[refs.Feed][][]byte{m.author: {m.raw}}
+		n := 1
+	more:
+		for n < appendRound {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break more
+				}
+				round[m.author] = append(round[m.author], m.raw)
+				n++
+			default:
+				break more
+			}
 		}
-		if len(batch) > 0 && (m.author != feed || len(batch) >= batchSize) {
-			flush()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, appendParallel)
+		for f, batch := range round {
+			mu.Lock()
+			skip := broken[f]
+			mu.Unlock()
+			if skip {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				for len(batch) > 0 {
+					k := min(len(batch), batchSize)
+					dups, err := es.r.append(es.p, f, batch[:k])
+					if dups > 0 {
+						es.duplicates(f)
+					}
+					if err != nil {
+						mu.Lock()
+						broken[f] = true
+						mu.Unlock()
+						return
+					}
+					batch = batch[k:]
+				}
+			})
 		}
-		feed = m.author
-		batch = append(batch, m.raw)
-		if len(in) == 0 {
-			flush()
-		}
+		wg.Wait()
 	}
-	flush()
 }
+
+// appendRound bounds the messages appended in one round; appendParallel
+// the authors appended at once.
+const (
+	appendRound    = 4096
+	appendParallel = 64
+)
 
 type msgHead struct {
 	author refs.Feed
@@ -276,6 +306,7 @@ func (es *ebtSession) sendFirstNote() error {
 		es.mu.Lock()
 		if theirs, ok := es.theirs[f]; ok && theirs == seq {
 			skipped++
+			es.skipped[f] = true
 		} else if _, noted := es.rx[f]; !noted {
 			rx := r.claimLocked(f, es)
 			es.rx[f] = rx
@@ -297,6 +328,7 @@ func (es *ebtSession) noteWanted() error {
 	for _, f := range r.Wanted() {
 		es.mu.Lock()
 		_, noted := es.rx[f]
+		noted = noted || es.skipped[f]
 		es.mu.Unlock()
 		if noted {
 			continue
@@ -304,7 +336,7 @@ func (es *ebtSession) noteWanted() error {
 		seq := r.latest(f)
 		r.mu.Lock()
 		es.mu.Lock()
-		if _, noted := es.rx[f]; !noted {
+		if _, noted := es.rx[f]; !noted && !es.skipped[f] {
 			rx := r.claimLocked(f, es)
 			es.rx[f] = rx
 			n[f] = note(seq, rx)
@@ -580,6 +612,15 @@ func (es *ebtSession) announce(ctx context.Context) {
 		}
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return
+		}
+		es.r.mu.Lock()
+		gen := es.r.wantGen
+		es.r.mu.Unlock()
+		if gen != es.wantGen {
+			es.wantGen = gen
+			if es.noteWanted() != nil {
+				return
+			}
 		}
 		if time.Since(lastCheck) >= EBTStall/3 {
 			lastCheck = time.Now()

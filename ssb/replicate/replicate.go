@@ -11,6 +11,7 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,7 @@ type Replicator struct {
 	byConn map[*muxrpc.Endpoint]*peer
 	ebts   map[*ebtSession]struct{}
 	rxFrom map[refs.Feed]*ebtSession // the EBT session each feed is received from
+	wantGen int                      // counts changes of wanted
 	errors map[refs.Feed]error       // the last invalid message of each feed
 	forked map[refs.Feed]bool
 	wg     sync.WaitGroup
@@ -88,10 +90,13 @@ type peer struct {
 	e         *muxrpc.Endpoint
 	id        refs.Feed
 	ctx       context.Context
+	dialer    bool // we dialed this connection
 	asking    map[refs.Feed]bool
 	legacy    bool          // replicating with createHistoryStream
 	ebtCalled chan struct{} // closed when the peer calls ebt.replicate
 	ebtOnce   sync.Once
+	sessions  sync.WaitGroup // EBT sessions running on the connection
+	gone      chan struct{}  // closed once unregistered
 }
 
 // EBTWait is how long a peer that dialed us has to call ebt.replicate
@@ -189,14 +194,14 @@ func (r *Replicator) update() {
 			r.log.Debug("replicate: wanted", "feed", f.String())
 		}
 	}
+	r.wantGen++
 	for p := range r.peers {
 		if p.legacy {
 			r.askLocked(p)
 		}
 	}
-	for es := range r.ebts {
-		r.wg.Go(func() { es.noteWanted() })
-	}
+	// EBT sessions note the new feeds on their next tick, so that a burst
+	// of contacts makes one note.
 }
 
 // AddPeer replicates with a connected peer until its connection or ctx
@@ -207,12 +212,12 @@ func (r *Replicator) update() {
 // answers the peer's ebt.replicate (ServeEBT), and falls back to legacy if
 // the peer has not called it within EBTWait.
 func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) {
-	p := r.register(ctx, e, id)
-	if p == nil {
-		r.log.Info("replicate: a second connection with a peer; replicating on the first only", "peer", id.String())
-		return
-	}
 	r.wg.Go(func() {
+		p := r.register(ctx, e, id, dialer)
+		if p == nil {
+			r.log.Info("replicate: a second connection with a peer; replicating on the other", "peer", id.String())
+			return
+		}
 		defer r.unregister(p)
 		done := func() {
 			select {
@@ -225,7 +230,9 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 		} else if dialer {
 			s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
 			if err == nil {
+				p.sessions.Add(1)
 				gotNote, _ := r.ebt(ctx, p, s, false)
+				p.sessions.Done()
 				if gotNote {
 					return // EBT ran; the stream or the connection ended
 				}
@@ -252,28 +259,81 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 	})
 }
 
-func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed) *peer {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p, ok := r.byConn[e]; ok {
-		return p
-	}
-	for p := range r.peers {
-		if p.id == id {
+// register records a connection to replicate on, and returns nil if it
+// should not be: one connection per peer replicates. When the peer already
+// has one, the two are told apart as both sides will: if the same side
+// dialed both, the old one is a dead connection not noticed yet, and the
+// new one replaces it (the old is closed, and register waits for it to
+// wind up); if each side dialed one, the connection dialed by the side
+// with the smaller key is kept.
+func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) *peer {
+	for {
+		r.mu.Lock()
+		var old *peer
+		for p := range r.peers {
+			if p.id == id {
+				old = p
+			}
+		}
+		if old == nil {
+			p := &peer{e: e, id: id, ctx: ctx, dialer: dialer, asking: make(map[refs.Feed]bool),
+				ebtCalled: make(chan struct{}), gone: make(chan struct{})}
+			r.peers[p] = struct{}{}
+			r.byConn[e] = p
+			r.mu.Unlock()
+			return p
+		}
+		r.mu.Unlock()
+		if old.dialer != dialer {
+			ours := bytes.Compare(r.self.PublicKey(), id.PublicKey()) < 0
+			if ours != dialer { // keep the old one
+				return nil
+			}
+		}
+		old.e.Close()
+		select {
+		case <-old.gone:
+		case <-ctx.Done():
+			return nil
+		case <-e.Done():
 			return nil
 		}
 	}
-	p := &peer{e: e, id: id, ctx: ctx, asking: make(map[refs.Feed]bool), ebtCalled: make(chan struct{})}
-	r.peers[p] = struct{}{}
-	r.byConn[e] = p
-	return p
 }
 
+// peerOf returns the replicating peer of a connection, waiting up to
+// EBTWait for AddPeer to register it.
+func (r *Replicator) peerOf(ctx context.Context, e *muxrpc.Endpoint) *peer {
+	deadline := time.Now().Add(EBTWait)
+	for {
+		r.mu.Lock()
+		p := r.byConn[e]
+		if p != nil {
+			p.sessions.Add(1)
+		}
+		r.mu.Unlock()
+		if p != nil || time.Now().After(deadline) {
+			return p
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.Done():
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// unregister forgets a connection once its EBT sessions have ended (and
+// stored the peer's clock).
 func (r *Replicator) unregister(p *peer) {
+	p.sessions.Wait()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.peers, p)
 	delete(r.byConn, p.e)
+	r.mu.Unlock()
+	close(p.gone)
 }
 
 // askLocked starts a history stream from p for each wanted feed it is not
