@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,12 @@ var (
 	ErrClosed = errors.New("scuttlebutt: stream closed")
 	// ErrRejected reports a local change the data type refused.
 	ErrRejected = errors.New("scuttlebutt: change rejected by the data type")
+	// ErrTooManySources reports a peer that sent updates or a clock from
+	// more sources than the replica accepts (WithMaxSources).
+	ErrTooManySources = errors.New("scuttlebutt: too many sources")
+	// ErrFutureTimestamp reports an update from a peer whose timestamp is
+	// further ahead of the local wall clock than WithMaxClockSkew allows.
+	ErrFutureTimestamp = errors.New("scuttlebutt: timestamp too far in the future")
 )
 
 // A Doc is a replicated data type. The Replica calls its methods with the
@@ -65,6 +72,15 @@ const (
 	// slow reader before it drops them and recomputes what the peer lacks
 	// from its clock once the reader catches up.
 	DefaultQueueLimit = 4096
+	// DefaultMaxSources is how many sources a replica's clock, and a peer's
+	// header, may hold.
+	DefaultMaxSources = 100_000
+	// DefaultMaxClockSkew is how far ahead of the local wall clock an
+	// update from a peer may be.
+	DefaultMaxClockSkew = 10 * time.Minute
+	// DefaultPageSize is how many updates of history a stream holds at a
+	// time.
+	DefaultPageSize = 1024
 )
 
 // An Option configures a Replica.
@@ -75,6 +91,13 @@ type config struct {
 	maxLine    int
 	queueLimit int
 	now        func() time.Time
+	security   Security
+	verifiers  int
+	maxSources int
+	maxSkew    time.Duration
+	pageSize   int
+	mtu        int
+	echo       bool
 }
 
 // WithLogger sets the logger for stream events (default: discard).
@@ -96,6 +119,28 @@ func WithQueueLimit(n int) Option { return func(c *config) { c.queueLimit = n } 
 // WithTimeSource sets the wall clock used for timestamps (default time.Now).
 func WithTimeSource(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
+// WithMaxSources bounds the number of sources (default DefaultMaxSources):
+// an update from a new source when the replica's clock already holds n is
+// refused, and a peer whose header lists more than n sources, or whose
+// updates bring the replica past n, has its stream failed with
+// ErrTooManySources. The replica's clock, and each stream's record of
+// what its peer has, then hold at most n (a stream: 2n) entries.
+func WithMaxSources(n int) Option { return func(c *config) { c.maxSources = n } }
+
+// WithMaxClockSkew bounds how far ahead of the local wall clock (see
+// WithTimeSource) a peer's update may be (default DefaultMaxClockSkew). A
+// stream that receives a later update fails with ErrFutureTimestamp,
+// without applying it. Local timestamps are raised above every applied one
+// (see LocalUpdate), so without this bound one update from a peer with a
+// wrong clock, or a hostile one, would move this replica's timestamps
+// forward for good. A negative d removes the bound (any finite timestamp
+// is accepted, as npm scuttlebutt does). Replica.Apply does not check it.
+func WithMaxClockSkew(d time.Duration) Option { return func(c *config) { c.maxSkew = d } }
+
+// WithVerifiers sets how many updates of one received batch are verified at
+// once (default GOMAXPROCS). It matters with WithSecurity only.
+func WithVerifiers(n int) Option { return func(c *config) { c.verifiers = max(1, n) } }
+
 // A Replica is one copy of a replicated document: the freshness gate and
 // clock shared by all data types, and the streams that connect it to peers.
 // It is safe for concurrent use.
@@ -104,13 +149,14 @@ type Replica struct {
 	doc Doc
 	cfg config
 
-	mu       sync.Mutex
-	clock    Clock
-	maxTs    float64              // the highest timestamp applied, from any source
-	live     map[*Stream]struct{} // streams that tail live updates
-	onUpdate listeners[Update]
-	onOld    listeners[Update]
-	journal  Journal
+	mu           sync.Mutex
+	clock        Clock
+	maxTs        float64              // the highest timestamp applied, from any source
+	live         map[*Stream]struct{} // streams that tail live updates
+	onUpdate     listeners[Update]
+	onOld        listeners[Update]
+	onUnverified listeners[unverified]
+	journal      Journal
 
 	streamsMu sync.Mutex
 	streams   map[*Stream]struct{} // every open stream
@@ -118,13 +164,12 @@ type Replica struct {
 	events eventQueue
 }
 
-// New returns a replica with the given id (NewID when empty) holding doc.
+// New returns a replica with the given id holding doc. When id is empty the
+// id is that of the Security (WithSecurity), or else a new NewID. With a
+// Security, an id that is not the Security's is a programming error: New
+// panics.
 func New(id string, doc Doc, opts ...Option) *Replica {
-	if id == "" {
-		id = NewID()
-	}
 	r := &Replica{
-		id:      id,
 		doc:     doc,
 		clock:   make(Clock),
 		live:    make(map[*Stream]struct{}),
@@ -134,11 +179,25 @@ func New(id string, doc Doc, opts ...Option) *Replica {
 			maxLine:    DefaultMaxLine,
 			queueLimit: DefaultQueueLimit,
 			now:        time.Now,
+			verifiers:  runtime.GOMAXPROCS(0),
+			maxSources: DefaultMaxSources,
+			maxSkew:    DefaultMaxClockSkew,
+			pageSize:   DefaultPageSize,
 		},
 	}
 	for _, o := range opts {
 		o(&r.cfg)
 	}
+	if sec := r.cfg.security; sec != nil {
+		if id != "" && id != sec.ID() {
+			panic(fmt.Sprintf("scuttlebutt: New: id %q is not the id of the Security, %q", id, sec.ID()))
+		}
+		id = sec.ID()
+	}
+	if id == "" {
+		id = NewID()
+	}
+	r.id = id
 	return r
 }
 
@@ -183,7 +242,19 @@ func (r *Replica) LocalUpdate(change json.RawMessage) (Update, error) {
 	}
 	r.mu.Lock()
 	u := Update{Change: c, Timestamp: r.nextTimestamp(), Source: r.id}
-	_, applied := r.applyLocked(u, nil)
+	if sec := r.cfg.security; sec != nil {
+		sig, err := sec.Sign(u)
+		if err != nil {
+			r.mu.Unlock()
+			return u, fmt.Errorf("scuttlebutt: sign: %w", err)
+		}
+		if sig, err = jsjson.Canonical(sig); err != nil {
+			r.mu.Unlock()
+			return u, fmt.Errorf("scuttlebutt: sign: %w", err)
+		}
+		u.Extra = []json.RawMessage{sig}
+	}
+	applied := r.applyLocked(u, nil) == applyOK
 	j := r.journal
 	r.mu.Unlock()
 	r.events.run()
@@ -250,37 +321,51 @@ func (r *Replica) Apply(u Update) bool {
 		}
 	}
 	r.mu.Lock()
-	_, applied := r.applyLocked(u, nil)
+	applied := r.applyLocked(u, nil) == applyOK
 	r.mu.Unlock()
 	r.events.run()
 	return applied
 }
 
-// applyLocked runs the freshness gate and the data type. fresh reports that
-// the source's clock advanced; applied that the data type kept the update,
-// which is then offered to every live stream but from.
-func (r *Replica) applyLocked(u Update, from *Stream) (fresh, applied bool) {
-	if latest, ok := r.clock[u.Source]; ok && latest >= u.Timestamp {
+// The outcomes of applyLocked.
+type applyResult int
+
+const (
+	applyOK       applyResult = iota // applied and offered to the live streams
+	applyOld                         // not newer than the source's clock
+	applyDropped                     // the clock advanced, the data type did not keep it
+	applyTooMany                     // a new source, and the clock is full
+)
+
+// applyLocked runs the freshness gate and the data type. An update the
+// data type keeps is offered to every live stream but from (to from as
+// well when echo is on).
+func (r *Replica) applyLocked(u Update, from *Stream) applyResult {
+	latest, known := r.clock[u.Source]
+	if known && latest >= u.Timestamp {
 		r.onOld.post(&r.events, u)
-		return false, false
+		return applyOld
+	}
+	if !known && len(r.clock) >= r.cfg.maxSources {
+		return applyTooMany
 	}
 	r.clock[u.Source] = u.Timestamp
 	if u.Timestamp > r.maxTs {
 		r.maxTs = u.Timestamp
 	}
 	if !r.doc.ApplyUpdate(u) {
-		return true, false
+		return applyDropped
 	}
 	if r.journal != nil {
 		r.journal.Record(u)
 	}
 	for s := range r.live {
-		if s != from {
+		if s != from || r.cfg.echo {
 			s.offer(u)
 		}
 	}
 	r.onUpdate.post(&r.events, u)
-	return true, true
+	return applyOK
 }
 
 // OnUpdate registers fn to be called with every update the replica applies,

@@ -206,4 +206,3 @@ func (c *counter) close() {
 	c.cut()
 	c.wg.Wait()
 }
-
