@@ -140,10 +140,15 @@ func (w *cvWorld) drain(t *rapid.T, x *cvEnd) int {
 }
 
 // deliver writes the first k pending lines of x to the other end y, with
-// dups old lines inserted among them, in chunks cut at random offsets.
+// dups old lines inserted among them, in chunks cut at random offsets. Old
+// lines come again only after x's "SYNC": in a peer's history a line older
+// than one before it is a protocol error (see TestHostileHistoryOutOfOrder).
 func (w *cvWorld) deliver(t *rapid.T, x, y *cvEnd, k, dups int, cut func(n int) []int) int {
 	batch := slices.Clone(x.pending[:k])
 	x.pending = x.pending[k:]
+	if !slices.Contains(x.delivered, `"SYNC"`+"\n") {
+		dups = 0
+	}
 	for range dups {
 		p := rapid.IntRange(0, len(batch)).Draw(t, "dupAt")
 		cands := append(slices.Clone(x.delivered), batch[:p]...)
@@ -214,15 +219,24 @@ func cvRun(t *rapid.T, newNode func(id string, opts ...scuttlebutt.Option) cvNod
 	n := rapid.IntRange(3, 7).Draw(t, "replicas")
 	w := &cvWorld{foreign: make([]float64, n)}
 	// Made-up sources write either in the past, so that local changes win,
-	// or an hour ahead, so that local changes must climb above them.
+	// or five minutes ahead (within the default WithMaxClockSkew), so that
+	// local changes must climb above them.
 	w.base = float64(utT0.UnixMilli())
 	if rapid.Bool().Draw(t, "futureForeign") {
-		w.base = float64(scuttlebutt.Timestamp()) + 3.6e6
+		w.base = float64(scuttlebutt.Timestamp()) + 3e5
 	}
 	for i := range n {
 		var opts []scuttlebutt.Option
 		if q := rapid.SampledFrom([]int{1, 2, 5, scuttlebutt.DefaultQueueLimit}).Draw(t, "queueLimit"); q != scuttlebutt.DefaultQueueLimit {
 			opts = append(opts, scuttlebutt.WithQueueLimit(q))
+		}
+		// History in small pages, and delta batching in rounds of a few
+		// updates, must converge as well.
+		if pg := rapid.SampledFrom([]int{1, 2, 3, scuttlebutt.DefaultPageSize}).Draw(t, "pageSize"); pg != scuttlebutt.DefaultPageSize {
+			opts = append(opts, scuttlebutt.WithPageSize(pg))
+		}
+		if mtu := rapid.SampledFrom([]int{0, 0, 1, 100, 300}).Draw(t, "mtu"); mtu > 0 {
+			opts = append(opts, scuttlebutt.WithMTU(mtu))
 		}
 		w.nodes = append(w.nodes, newNode(fmt.Sprintf("N%d", i), opts...))
 	}

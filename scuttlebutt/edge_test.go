@@ -267,13 +267,14 @@ func TestEdge09SecondHeader(t *testing.T) {
 
 // Case 10. A duplicate or older timestamp from a source is old data. A
 // timestamp of 0 counts like any other (JavaScript accepts ts 0 again and
-// again).
+// again). (In the peer's history, before its "SYNC", an older timestamp is
+// a protocol error instead: see TestHostileHistoryOutOfOrder.)
 func TestEdge10OldData(t *testing.T) {
 	a := model.New("A")
 	var old []string
 	a.OnOldData(func(u scuttlebutt.Update) { old = append(old, u.String()) })
 	s := a.NewStream()
-	utWrite(t, s, utPeerHeader,
+	utWrite(t, s, utPeerHeader, `"SYNC"`,
 		`[["k",1],5,"X"]`,
 		`[["k",2],5,"X"]`, // same ts
 		`[["k",3],4,"X"]`, // older
@@ -412,12 +413,27 @@ func TestEdge14StaleUpdateNotForwarded(t *testing.T) {
 	}
 }
 
-// Case 15. A local change after a peer's value with a far-future timestamp
+// Case 15. A local change after a peer's value with a future timestamp
 // still wins, here and at the peer (JavaScript drops the local change).
+// Five minutes ahead is within the default WithMaxClockSkew; with the bound
+// removed, 30 years ahead works the same.
 func TestEdge15LocalChangeBeatsFastPeerClock(t *testing.T) {
-	a := model.New("A")
+	for _, c := range []struct {
+		name  string
+		ahead float64
+		opts  []scuttlebutt.Option
+	}{
+		{"5min", 3e5, nil},
+		{"30years", 1e12, []scuttlebutt.Option{scuttlebutt.WithMaxClockSkew(-1)}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testLocalChangeBeatsFastPeerClock(t, c.ahead, c.opts...) })
+	}
+}
+
+func testLocalChangeBeatsFastPeerClock(t *testing.T, ahead float64, opts ...scuttlebutt.Option) {
+	a := model.New("A", opts...)
 	s := a.NewStream()
-	future := float64(time.Now().UnixMilli()) + 1e12 // about 30 years ahead
+	future := float64(time.Now().UnixMilli()) + ahead
 	utWrite(t, s, utPeerHeader, `"SYNC"`, fmt.Sprintf(`[["k","peer"],%v,"P"]`, future))
 	utOut(t, s)
 	if err := a.Set("k", "local"); err != nil {
@@ -435,7 +451,7 @@ func TestEdge15LocalChangeBeatsFastPeerClock(t *testing.T) {
 		t.Fatalf("sent %q: want source A and a finite timestamp above %v", out[0], future)
 	}
 	// The peer, applying it with LWW, keeps it too.
-	p := model.New("P")
+	p := model.New("P", opts...)
 	ps := p.NewStream()
 	utWrite(t, ps, utPeerHeader, fmt.Sprintf(`[["k","peer"],%v,"P"]`, future), out[0])
 	if v, _ := p.Get("k"); string(v) != `"local"` {

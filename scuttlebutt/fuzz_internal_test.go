@@ -38,7 +38,7 @@ func FuzzDecodeLine(f *testing.F) {
 			return // a stream splits lines at newlines
 		}
 		var cache sourceCache
-		kind, u, h, err := decodeLine(line, &cache)
+		kind, u, h, err := decodeLine(line, &cache, 0)
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("decodeLine(%q) = %v, want an ErrProtocol", line, err)
@@ -56,7 +56,7 @@ func FuzzDecodeLine(f *testing.F) {
 				}
 			}
 			enc := fzCheckLine(t, u.appendJSON(nil))
-			kind2, u2, _, err := decodeLine(enc, nil)
+			kind2, u2, _, err := decodeLine(enc, nil, 0)
 			if err != nil || kind2 != lineUpdate {
 				t.Fatalf("re-encoded update %q: kind %v, %v", enc, kind2, err)
 			}
@@ -66,7 +66,7 @@ func FuzzDecodeLine(f *testing.F) {
 			}
 		case lineHeader:
 			enc := fzCheckLine(t, h.appendJSON(nil))
-			kind2, _, h2, err := decodeLine(enc, nil)
+			kind2, _, h2, err := decodeLine(enc, nil, 0)
 			if err != nil || kind2 != lineHeader {
 				t.Fatalf("re-encoded header %q: kind %v, %v", enc, kind2, err)
 			}

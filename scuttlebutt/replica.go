@@ -51,6 +51,18 @@ type Doc interface {
 	ApplyUpdate(u Update) bool
 }
 
+// A HistoryScanner is a Doc that can visit its history in order without
+// copying it. A stream then holds its peer's history a page at a time
+// (WithPageSize) instead of whole. Model, Events and Value implement it.
+type HistoryScanner interface {
+	// ScanHistory calls fn, in history order (see SortHistory), with each
+	// retained update that a peer with the given clock lacks and that sorts
+	// after `after` (from the first when after is nil), until fn returns
+	// false. It is called with the replica's lock held, like the Doc's
+	// other methods, and fn does not call back into the Doc.
+	ScanHistory(clock Clock, after *Update, fn func(Update) bool)
+}
+
 // A Journal makes the updates a replica applies durable (package
 // scuttlebutt/persist provides one that appends to a file).
 type Journal interface {
@@ -136,6 +148,36 @@ func WithMaxSources(n int) Option { return func(c *config) { c.maxSources = n } 
 // forward for good. A negative d removes the bound (any finite timestamp
 // is accepted, as npm scuttlebutt does). Replica.Apply does not check it.
 func WithMaxClockSkew(d time.Duration) Option { return func(c *config) { c.maxSkew = d } }
+
+// WithPageSize sets how many updates of history a stream holds at a time
+// (default DefaultPageSize), for a Doc that is a HistoryScanner.
+func WithPageSize(n int) Option { return func(c *config) { c.pageSize = max(1, n) } }
+
+// WithMTU turns on delta batching (default off). A stream then sends
+// history, and catches up a peer that reads slower than updates arrive, in
+// rounds of at most mtu bytes (at least one update each), written to the
+// connection one round at a time. Each round holds the updates the peer
+// lacks by its clock (so a Model key changed many times meanwhile costs one
+// update), chosen with the scuttle-depth ordering of van Renesse et al.,
+// "Efficient Reconciliation and Flow Control for Anti-Entropy Protocols"
+// (2008): the sources the peer lacks the most updates of come first, each
+// source's updates in timestamp order and without gaps, which is what npm
+// scuttlebutt peers require. "SYNC" follows the round that completes the
+// first history. A stream whose live updates waiting for the reader exceed
+// mtu bytes switches to rounds until the peer has caught up.
+//
+// Each round scans the document twice, so its CPU cost is proportional to
+// the document's size per mtu bytes sent: turn it on when bandwidth is the
+// scarce resource (slow or metered links, many peers), not for the initial
+// copy of a large document over a fast link.
+func WithMTU(mtu int) Option { return func(c *config) { c.mtu = mtu } }
+
+// WithEcho makes every stream send each update back to the peer it came
+// from, as npm scuttlebutt does (default off; the peer drops the copy as
+// old). It only costs bandwidth, and exists to measure what suppressing
+// echoes saves (bench/sbsim) and to test peers against JavaScript's
+// behaviour.
+func WithEcho(on bool) Option { return func(c *config) { c.echo = on } }
 
 // WithVerifiers sets how many updates of one received batch are verified at
 // once (default GOMAXPROCS). It matters with WithSecurity only.

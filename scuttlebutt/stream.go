@@ -2,10 +2,14 @@ package scuttlebutt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
@@ -86,26 +90,49 @@ func OnClose(fn func(error)) StreamOption { return func(c *streamConfig) { c.onC
 // ended, which happens after Tail(false) history, after CloseWrite or
 // Replica.Dispose once queued updates are out, or after Close. Write and
 // Read may be called concurrently with each other.
+//
+// # Memory
+//
+// A stream holds at most: one page of history (WithPageSize updates; with
+// WithMTU, one round of at most MTU bytes), WithQueueLimit live updates, one
+// read's worth of encoded output, a partial line of at most WithMaxLine
+// bytes plus the updates of one Write being applied, and its record of what
+// the peer has (at most twice WithMaxSources entries). A Doc that does not
+// implement HistoryScanner is the exception: its history is taken whole.
+// The Update values in these buffers share their bytes with the document.
+//
+// A peer that reads slowly therefore never makes the stream buffer more:
+// once the live queue is full the stream drops it, and when the peer
+// catches up it sends what the peer still lacks by its clock, a page at a
+// time, which in a Model is at most one update per key however many
+// changes were made meanwhile.
 type Stream struct {
 	r   *Replica
 	cfg streamConfig
 
-	writeMu sync.Mutex // serialises Write; guards partial, batch and sources
-	partial []byte
-	batch   []Update
-	sources sourceCache
+	ctx    context.Context // cancelled when the stream shuts; bounds verification
+	cancel context.CancelFunc
+
+	writeMu  sync.Mutex // serialises Write; guards the fields up to mu
+	partial  []byte
+	batch    []Update
+	sources  sourceCache
+	histLast map[string]float64 // per source, the last timestamp of the peer's history, until its "SYNC"
+	maxTs    float64            // the latest timestamp accepted from the peer in this Write
 
 	mu        sync.Mutex
 	cond      sync.Cond
 	known     Clock   // what the peer has: its header, what it sent, what was sent to it
 	header    *Header // our header, until it is written
-	queue     []Update
+	hist      histState
+	page      []Update // history being sent
+	pageHead  int
+	queue     []Update // live updates
 	qhead     int
-	syncAt    int // index in queue before which "SYNC" is written, or -1
-	liveFrom  int // index in queue of the first live update
-	resync    bool
+	qbytes    int // estimated encoded size of queue[qhead:]
 	started   bool
 	peer      *Header
+	syncDue   bool // write "SYNC" once the current history is out
 	syncSent  bool
 	syncRecv  bool
 	synced    bool
@@ -121,6 +148,15 @@ type Stream struct {
 	done     chan struct{}
 }
 
+// histState is where a stream is in sending history.
+type histState struct {
+	pending bool   // a history pass is under way: the first, or one after live updates were dropped
+	first   bool   // it is the first, which ends with "SYNC"
+	cursor  Update // the last update of the last page (paged passes)
+	started bool   // cursor is set
+	last    bool   // the page being sent is the pass's last
+}
+
 // NewStream returns a new stream of the replica. Each peer connection needs
 // its own stream.
 func (r *Replica) NewStream(opts ...StreamOption) *Stream {
@@ -128,10 +164,11 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 		r:        r,
 		cfg:      streamConfig{readable: true, writable: true, tail: true},
 		known:    make(Clock),
-		syncAt:   -1,
+		histLast: make(map[string]float64),
 		syncedCh: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cond.L = &s.mu
 	for _, o := range opts {
 		o(&s.cfg)
@@ -165,12 +202,12 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 	return s
 }
 
-// startLocked queues the history the peer lacks and "SYNC", and starts the
-// live tail. Both locks are held, so no update falls between the two.
+// startLocked starts the history the peer lacks, to be followed by "SYNC",
+// and the live tail. Both locks are held, so no update falls between the
+// two: every update applied from now on is either found by the history
+// pass or offered to the live queue.
 func (s *Stream) startLocked() {
-	s.enqueueHistory()
-	s.syncAt = len(s.queue)
-	s.liveFrom = len(s.queue)
+	s.hist = histState{pending: true, first: true}
 	s.started = true
 	if s.cfg.tail && !s.outEnding {
 		s.r.live[s] = struct{}{}
@@ -178,48 +215,48 @@ func (s *Stream) startLocked() {
 	s.cond.Broadcast()
 }
 
-// enqueueHistory queues what the peer lacks by its clock. Both locks are
-// held.
-func (s *Stream) enqueueHistory() {
-	hist := s.r.doc.History(s.known)
-	if s.qhead == len(s.queue) && s.syncAt < 0 {
-		s.queue, s.qhead = hist, 0 // the stream owns the slice History returned
-		return
-	}
-	s.queue = append(s.queue, hist...)
-}
-
 // offer queues a live update for the peer. The replica's lock is held.
 func (s *Stream) offer(u Update) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.outEnding || s.resync || !s.known.Lacks(u) {
+	if s.outEnding || !s.known.Lacks(u) {
 		return
 	}
-	if len(s.queue)-max(s.liveFrom, s.qhead) >= s.r.cfg.queueLimit {
-		// The reader is too slow: forget the buffered live updates and send
-		// what the peer lacks, by its clock, once the reader has caught up.
-		clear(s.queue[max(s.liveFrom, s.qhead):])
-		s.queue = s.queue[:max(s.liveFrom, s.qhead)]
-		s.resync = true
+	if s.hist.pending && !s.hist.last && (s.r.cfg.mtu > 0 || !s.hist.started || u.Newer(s.hist.cursor)) {
+		return // the history pass under way will find it
+	}
+	if s.qhead == len(s.queue) && s.qhead > 0 {
+		s.queue, s.qhead, s.qbytes = s.queue[:0], 0, 0
+	}
+	size := encodedSize(u)
+	if len(s.queue)-s.qhead >= s.r.cfg.queueLimit || s.r.cfg.mtu > 0 && s.qbytes+size > s.r.cfg.mtu {
+		// The reader is too slow: forget the live updates and send what the
+		// peer lacks, by its clock, instead.
+		s.dropQueue()
+		s.hist = histState{pending: true, first: s.hist.pending && s.hist.first}
+		s.cond.Broadcast()
 		return
 	}
 	s.queue = append(s.queue, u)
+	s.qbytes += size
 	s.cond.Broadcast()
 }
 
-// resyncFromClock queues the history the peer lacks after live updates were
-// dropped. It is called with no lock held and an empty queue.
-func (s *Stream) resyncFromClock() {
-	s.r.mu.Lock()
-	s.mu.Lock()
-	if s.resync && !s.outEnding && s.err == nil {
-		s.resync = false
-		s.enqueueHistory()
-		s.liveFrom = len(s.queue)
+func (s *Stream) dropQueue() {
+	clear(s.queue[s.qhead:])
+	if cap(s.queue) > 2*s.r.cfg.queueLimit {
+		s.queue = nil
 	}
-	s.mu.Unlock()
-	s.r.mu.Unlock()
+	s.queue, s.qhead, s.qbytes = s.queue[:0], 0, 0
+}
+
+// encodedSize estimates the length of u's line.
+func encodedSize(u Update) int {
+	n := len(u.Change) + len(u.Source) + 26
+	for _, x := range u.Extra {
+		n += len(x) + 1
+	}
+	return n
 }
 
 // Read reads output for the peer, blocking until some is available.
@@ -270,12 +307,18 @@ func (s *Stream) read(p []byte, block bool) (int, error) {
 			return 0, s.err
 		case s.outDone:
 			return 0, io.EOF
-		case s.header != nil || s.qhead < len(s.queue) || s.syncAt >= 0:
+		case s.header != nil || s.pageHead < len(s.page) || s.syncDue || !s.hist.pending && s.qhead < len(s.queue):
 			s.fill(len(p))
-		case s.resync && !s.outEnding:
+		case s.hist.pending && (!s.outEnding || s.hist.first):
+			// The next page of history needs the replica's lock, which
+			// comes first.
 			s.mu.Unlock()
-			s.resyncFromClock()
+			s.r.mu.Lock()
 			s.mu.Lock()
+			if s.hist.pending && s.pageHead == len(s.page) && s.err == nil && !s.outDone {
+				s.nextPage()
+			}
+			s.r.mu.Unlock()
 		case s.outEnding:
 			s.outDone = true
 			s.maybeFinish()
@@ -287,43 +330,190 @@ func (s *Stream) read(p []byte, block bool) (int, error) {
 	}
 }
 
-// fill encodes our header, queued updates and "SYNC" into the output
-// buffer, about limit bytes.
+// nextPage fetches the next page of the history pass under way, or ends the
+// pass. Both locks are held.
+func (s *Stream) nextPage() {
+	clear(s.page)
+	if cap(s.page) > 2*s.r.cfg.pageSize {
+		s.page = nil
+	}
+	s.page, s.pageHead = s.page[:0], 0
+	if s.hist.last {
+		s.endHistory()
+		return
+	}
+	doc := s.r.doc
+	sc, canScan := doc.(HistoryScanner)
+	switch {
+	case s.r.cfg.mtu > 0:
+		var complete bool
+		s.page, complete = s.round(sc, canScan)
+		s.hist.last = complete
+	case canScan:
+		var after *Update
+		if s.hist.started {
+			after = &s.hist.cursor
+		}
+		limit := s.r.cfg.pageSize
+		page := s.page
+		sc.ScanHistory(s.known, after, func(u Update) bool {
+			page = append(page, u)
+			return len(page) < limit
+		})
+		s.page = page
+		s.hist.last = len(page) < limit
+		if len(page) > 0 {
+			s.hist.cursor, s.hist.started = page[len(page)-1], true
+		}
+	default:
+		s.page = doc.History(s.known)
+		s.hist.last = true
+	}
+	if len(s.page) == 0 {
+		s.endHistory()
+	}
+}
+
+// endHistory ends the history pass: "SYNC" follows if it was the first.
+func (s *Stream) endHistory() {
+	if s.hist.first {
+		s.syncDue = true
+	}
+	s.hist = histState{}
+}
+
+// round picks the next round of history with the scuttle-depth ordering of
+// van Renesse et al.: the sources with the most updates the peer lacks
+// first (ties in random order), each source's updates in timestamp order
+// and without gaps, at most MTU bytes in all (at least one update). It
+// reports whether the round holds everything the peer lacks. Both locks
+// are held; a Doc that is a HistoryScanner is scanned twice, any other
+// has its whole history taken.
+func (s *Stream) round(sc HistoryScanner, canScan bool) ([]Update, bool) {
+	var all []Update
+	scan := func(fn func(Update) bool) {
+		if canScan {
+			sc.ScanHistory(s.known, nil, fn)
+			return
+		}
+		if all == nil {
+			all = s.r.doc.History(s.known)
+		}
+		for _, u := range all {
+			if !fn(u) {
+				return
+			}
+		}
+	}
+	type source struct {
+		n, bytes int
+		allow    int // bytes this round may take from it; -1 once it skipped one
+		rank     int
+	}
+	bySource := make(map[string]*source)
+	total := 0
+	scan(func(u Update) bool {
+		c := bySource[u.Source]
+		if c == nil {
+			c = &source{}
+			bySource[u.Source] = c
+		}
+		c.n++
+		c.bytes += encodedSize(u)
+		total++
+		return true
+	})
+	if total == 0 {
+		return nil, true
+	}
+	order := make([]string, 0, len(bySource))
+	for src := range bySource {
+		order = append(order, src)
+	}
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	slices.SortStableFunc(order, func(a, b string) int { return bySource[b].n - bySource[a].n })
+	budget, complete := s.r.cfg.mtu, true
+	for i, src := range order {
+		c := bySource[src]
+		c.rank = i
+		c.allow = min(budget, c.bytes)
+		budget -= c.allow
+		if c.allow < c.bytes {
+			complete = false
+		}
+	}
+	page := s.page[:0]
+	scan(func(u Update) bool {
+		c := bySource[u.Source]
+		if c == nil || c.allow < 0 {
+			return true
+		}
+		size := encodedSize(u)
+		if size > c.allow && !(len(page) == 0 && c.rank == 0) {
+			c.allow = -1 // no gaps: nothing later from this source either
+			return true
+		}
+		c.allow -= size
+		page = append(page, u)
+		return true
+	})
+	slices.SortStableFunc(page, func(a, b Update) int { return bySource[a.Source].rank - bySource[b.Source].rank })
+	return page, complete && len(page) == total
+}
+
+// fill encodes our header, history, "SYNC" and live updates into the
+// output buffer, about limit bytes. A page of history is written alone, so
+// that with WithMTU each round is one write.
 func (s *Stream) fill(limit int) {
 	if s.header != nil {
 		s.out = append(s.header.appendJSON(s.out), '\n')
 		s.header = nil
 	}
-	for len(s.out) < limit {
-		if s.qhead == s.syncAt {
-			s.out = append(s.out, syncLine+"\n"...)
-			s.syncAt = -1
-			s.syncSent = true
-			s.post(s.cfg.onSyncSent)
-			s.checkSynced()
-			if !s.cfg.tail {
-				s.outEnding = true
-			}
-			continue
+	if s.pageHead < len(s.page) {
+		for s.pageHead < len(s.page) && len(s.out) < limit {
+			u := s.page[s.pageHead]
+			s.page[s.pageHead] = Update{}
+			s.pageHead++
+			s.send(u)
 		}
-		if s.qhead == len(s.queue) {
-			break
+		return
+	}
+	if s.syncDue {
+		s.out = append(s.out, syncLine+"\n"...)
+		s.syncDue = false
+		s.syncSent = true
+		s.post(s.cfg.onSyncSent)
+		s.checkSynced()
+		if !s.cfg.tail {
+			s.outEnding = true
+			return
 		}
+	}
+	if s.hist.pending {
+		return
+	}
+	for s.qhead < len(s.queue) && len(s.out) < limit {
 		u := s.queue[s.qhead]
 		s.queue[s.qhead] = Update{}
 		s.qhead++
-		if !s.known.Lacks(u) {
-			continue // the peer sent it meanwhile
-		}
-		s.out = append(u.appendJSON(s.out), '\n')
-		s.known[u.Source] = u.Timestamp
+		s.qbytes -= encodedSize(u)
+		s.send(u)
 	}
-	if s.qhead == len(s.queue) && s.syncAt < 0 {
+	if s.qhead == len(s.queue) {
 		if cap(s.queue) > 2*s.r.cfg.queueLimit {
-			s.queue = nil // let a large history go
+			s.queue = nil // let a large burst go
 		}
-		s.queue, s.qhead, s.liveFrom = s.queue[:0], 0, 0
+		s.queue, s.qhead, s.qbytes = s.queue[:0], 0, 0
 	}
+}
+
+// send writes u unless the peer has it (it may have sent it meanwhile).
+func (s *Stream) send(u Update) {
+	if !s.known.Lacks(u) {
+		return
+	}
+	s.out = append(u.appendJSON(s.out), '\n')
+	s.known[u.Source] = u.Timestamp
 }
 
 func (s *Stream) post(fn func()) {
@@ -344,11 +534,18 @@ func (s *Stream) checkSynced() {
 // returns; a partial line waits for the rest. A line that breaks the
 // protocol fails the stream: Write returns the error, the stream closes, and
 // the replica and its other streams are unaffected.
+//
+// With WithSecurity, Write verifies the updates it received before it
+// applies them, so it may take as long as the KeyStore takes.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.inputErr(); err != nil {
 		return 0, err
+	}
+	s.maxTs = math.MaxFloat64
+	if skew := s.r.cfg.maxSkew; skew >= 0 {
+		s.maxTs = float64(s.r.cfg.now().Add(skew).UnixMilli())
 	}
 	n := len(p)
 	for len(p) > 0 {
@@ -375,7 +572,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 			return n - len(p), s.failInput(err)
 		}
 	}
-	s.flushBatch()
+	if err := s.flushBatch(); err != nil {
+		return n, s.failInput(err)
+	}
 	return n, nil
 }
 
@@ -398,12 +597,15 @@ func (s *Stream) failInput(err error) error {
 }
 
 func (s *Stream) handleLine(line []byte) error {
-	kind, u, h, err := decodeLine(line, &s.sources)
+	kind, u, h, err := decodeLine(line, &s.sources, s.r.cfg.maxSources)
 	if err != nil {
 		return err
 	}
 	switch kind {
 	case lineUpdate:
+		if err := s.checkUpdate(u); err != nil {
+			return err
+		}
 		// The line's buffer is reused: keep copies of what is retained.
 		u.Change = slices.Clone(u.Change)
 		for i, x := range u.Extra {
@@ -411,49 +613,108 @@ func (s *Stream) handleLine(line []byte) error {
 		}
 		s.batch = append(s.batch, u)
 	case lineHeader:
-		s.flushBatch()
-		s.receiveHeader(h)
+		if err := s.flushBatch(); err != nil {
+			return err
+		}
+		return s.receiveHeader(h)
 	case lineSync:
-		s.flushBatch()
+		if err := s.flushBatch(); err != nil {
+			return err
+		}
 		s.receiveSync()
 	}
 	return nil
 }
 
-// flushBatch applies the updates decoded so far under one acquisition of
-// the replica's lock.
-func (s *Stream) flushBatch() {
+// checkUpdate rejects what no honest peer sends: a timestamp too far in the
+// future, and, in the peer's history (before its first "SYNC"), an update
+// older than an earlier one of the same source. npm scuttlebutt sends its
+// history sorted, and any sender must keep each source's updates in
+// order.
+func (s *Stream) checkUpdate(u Update) error {
+	if u.Timestamp > s.maxTs {
+		return fmt.Errorf("%w: %s at %v, more than %v ahead of the local clock", ErrFutureTimestamp, strconvQuote(u.Source), u.Timestamp, s.r.cfg.maxSkew)
+	}
+	if s.histLast == nil {
+		return nil
+	}
+	last, ok := s.histLast[u.Source]
+	if ok && u.Timestamp < last {
+		return fmt.Errorf("%w: history out of order: %s at %v after %v", ErrProtocol, strconvQuote(u.Source), u.Timestamp, last)
+	}
+	if !ok && len(s.histLast) >= s.r.cfg.maxSources {
+		return fmt.Errorf("%w: the peer's history has more than %d sources", ErrTooManySources, s.r.cfg.maxSources)
+	}
+	s.histLast[u.Source] = u.Timestamp
+	return nil
+}
+
+// flushBatch verifies (with WithSecurity) and applies the updates decoded
+// so far, under one acquisition of the replica's lock.
+func (s *Stream) flushBatch() error {
 	if len(s.batch) == 0 {
-		return
+		return nil
 	}
 	r := s.r
+	defer func() {
+		clear(s.batch)
+		s.batch = s.batch[:0]
+	}()
+	var verdicts []error
+	if r.cfg.security != nil && s.cfg.writable {
+		verdicts = r.verifyBatch(s.ctx, s.batch)
+		if s.ctx.Err() != nil {
+			return nil // closed meanwhile
+		}
+	}
+	var err error
 	r.mu.Lock()
 	s.mu.Lock()
-	for _, u := range s.batch {
-		s.known.observe(u.Source, u.Timestamp)
+	for i, u := range s.batch {
+		if (verdicts == nil || verdicts[i] == nil) && !r.cfg.echo {
+			s.known.observe(u.Source, u.Timestamp)
+		}
 	}
-	apply := s.cfg.writable && s.err == nil && !s.inDone
+	if len(s.known) > 2*r.cfg.maxSources {
+		err = fmt.Errorf("%w: the peer has more than %d", ErrTooManySources, 2*r.cfg.maxSources)
+	}
+	apply := s.cfg.writable && s.err == nil && !s.inDone && err == nil
 	s.mu.Unlock()
-	if apply {
-		for _, u := range s.batch {
-			if _, applied := r.applyLocked(u, s); applied && s.cfg.onReceive != nil {
-				fn, u := s.cfg.onReceive, u
+	for i, u := range s.batch {
+		if !apply {
+			break
+		}
+		if verdicts != nil && verdicts[i] != nil {
+			r.onUnverified.post(&r.events, unverified{u, verdicts[i]})
+			r.cfg.logger.Info("scuttlebutt: update not verified", "replica", r.id, "source", u.Source, "ts", u.Timestamp, "err", verdicts[i])
+			continue
+		}
+		switch r.applyLocked(u, s) {
+		case applyOK:
+			if fn := s.cfg.onReceive; fn != nil {
 				r.events.post(func() { fn(u) })
 			}
+		case applyTooMany:
+			err = fmt.Errorf("%w: the replica has %d", ErrTooManySources, r.cfg.maxSources)
+			apply = false
 		}
 	}
 	r.mu.Unlock()
-	clear(s.batch)
-	s.batch = s.batch[:0]
 	r.events.run()
+	return err
 }
 
-func (s *Stream) receiveHeader(h Header) {
+func (s *Stream) receiveHeader(h Header) error {
 	r := s.r
 	r.mu.Lock()
 	s.mu.Lock()
 	for src, ts := range h.Clock {
 		s.known.observe(src, ts)
+	}
+	if len(s.known) > 2*r.cfg.maxSources {
+		s.mu.Unlock()
+		r.mu.Unlock()
+		return fmt.Errorf("%w: the peer has more than %d", ErrTooManySources, 2*r.cfg.maxSources)
 	}
 	first := s.peer == nil
 	s.peer = &h
@@ -466,9 +727,11 @@ func (s *Stream) receiveHeader(h Header) {
 	s.mu.Unlock()
 	r.mu.Unlock()
 	r.events.run()
+	return nil
 }
 
 func (s *Stream) receiveSync() {
+	s.histLast = nil // the peer's history is over
 	s.mu.Lock()
 	s.syncRecv = true
 	s.post(s.cfg.onSyncReceived)
@@ -498,6 +761,9 @@ func (s *Stream) fail(err error) {
 
 func (s *Stream) shut(err error, now bool) {
 	r := s.r
+	if now {
+		s.cancel() // stop verifying what this stream received
+	}
 	r.mu.Lock()
 	s.mu.Lock()
 	if err != nil && s.err == nil && !s.finished {
@@ -506,14 +772,18 @@ func (s *Stream) shut(err error, now bool) {
 	delete(r.live, s)
 	s.inDone = true
 	s.outEnding = true
-	s.resync = false
-	if !now && s.header == nil && s.qhead == len(s.queue) && s.syncAt < 0 && s.outOff == len(s.out) {
+	if !s.hist.first {
+		s.hist = histState{} // live updates dropped for a slow reader are not sent after all
+	}
+	if !now && s.header == nil && s.pageHead == len(s.page) && !s.hist.pending && !s.syncDue && s.qhead == len(s.queue) && s.outOff == len(s.out) {
 		now = true // nothing left to send
 	}
 	if now {
 		s.outDone = true
 		s.header = nil
-		s.queue, s.qhead, s.syncAt, s.out, s.outOff = nil, 0, -1, nil, 0
+		s.hist, s.syncDue = histState{}, false
+		s.page, s.pageHead = nil, 0
+		s.queue, s.qhead, s.qbytes, s.out, s.outOff = nil, 0, 0, nil, 0
 	}
 	s.cond.Broadcast()
 	s.maybeFinish()
@@ -528,6 +798,7 @@ func (s *Stream) maybeFinish() {
 		return
 	}
 	s.finished = true
+	s.cancel()
 	close(s.done)
 	s.r.removeStream(s)
 	if fn := s.cfg.onClose; fn != nil {
@@ -557,4 +828,12 @@ func (s *Stream) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+// strconvQuote quotes a source id for an error message, shortened.
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strconv.Quote(s)
 }

@@ -158,7 +158,10 @@ const syncLine = `"SYNC"`
 // an array that is not an update, or an object that is not a header is an
 // error; npm scuttlebutt ignores some of these, but a peer sending them is
 // broken and the stream is better closed.
-func decodeLine(line []byte, sources *sourceCache) (lineKind, Update, Header, error) {
+//
+// maxSources bounds the entries of a header's clock (0: no bound); a
+// header with more fails with ErrTooManySources before the clock is built.
+func decodeLine(line []byte, sources *sourceCache, maxSources int) (lineKind, Update, Header, error) {
 	i := 0
 	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
 		i++
@@ -171,7 +174,7 @@ func decodeLine(line []byte, sources *sourceCache) (lineKind, Update, Header, er
 		u, err := decodeUpdate(line, sources)
 		return lineUpdate, u, Header{}, err
 	case '{':
-		h, err := decodeHeader(line)
+		h, err := decodeHeader(line, maxSources)
 		return lineHeader, Update{}, h, err
 	}
 	v, err := jsjson.Canonical(line)
@@ -232,23 +235,56 @@ func decodeUpdate(line []byte, sources *sourceCache) (Update, error) {
 	return u, nil
 }
 
-func decodeHeader(line []byte) (Header, error) {
+func decodeHeader(line []byte, maxSources int) (Header, error) {
 	canon, err := jsjson.Canonical(line)
 	if err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	var raw struct {
-		ID    json.RawMessage            `json:"id"`
-		Clock map[string]json.RawMessage `json:"clock"`
-		Meta  json.RawMessage            `json:"meta"`
+		ID    json.RawMessage `json:"id"`
+		Clock json.RawMessage `json:"clock"`
+		Meta  json.RawMessage `json:"meta"`
 	}
-	if err := json.Unmarshal(canon, &raw); err != nil || raw.Clock == nil {
+	if err := json.Unmarshal(canon, &raw); err != nil || len(raw.Clock) == 0 || raw.Clock[0] != '{' {
 		return Header{}, fmt.Errorf("%w: header without a clock object", ErrProtocol)
 	}
-	h := Header{Clock: make(Clock, len(raw.Clock))}
+	h := Header{}
 	// The id is informational; npm scuttlebutt sends a string.
 	_ = json.Unmarshal(raw.ID, &h.ID)
-	for src, v := range raw.Clock {
+	if h.Clock, err = decodeClock(raw.Clock, maxSources); err != nil {
+		return Header{}, err
+	}
+	if len(raw.Meta) > 0 && string(raw.Meta) != "null" {
+		h.Meta = raw.Meta
+	}
+	return h, nil
+}
+
+// decodeClock decodes the canonical JSON object of a header's clock,
+// counting its entries before it keeps them.
+func decodeClock(obj []byte, maxSources int) (Clock, error) {
+	n := 0
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.Token() // {
+	for dec.More() {
+		dec.Token() // the key
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("%w: header clock: %w", ErrProtocol, err)
+		}
+		n++
+	}
+	if maxSources > 0 && n > maxSources {
+		return nil, fmt.Errorf("%w: the peer's clock has %d sources, more than %d", ErrTooManySources, n, maxSources)
+	}
+	clock := make(Clock, n)
+	dec = json.NewDecoder(bytes.NewReader(obj))
+	dec.Token()
+	for dec.More() {
+		tok, _ := dec.Token()
+		src, _ := tok.(string)
+		var v json.RawMessage
+		dec.Decode(&v)
 		// A null or non-number entry means "send everything", which is what
 		// leaving it out of the clock means. (A 0 is kept: it means the peer
 		// has the update at 0; see the package documentation.)
@@ -256,12 +292,9 @@ func decodeHeader(line []byte) (Header, error) {
 		if err != nil {
 			continue
 		}
-		h.Clock[src] = ts
+		clock[src] = ts
 	}
-	if len(raw.Meta) > 0 && string(raw.Meta) != "null" {
-		h.Meta = raw.Meta
-	}
-	return h, nil
+	return clock, nil
 }
 
 // validTimestamp reports whether ts can be accepted from a peer: finite, and

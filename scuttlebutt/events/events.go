@@ -12,9 +12,11 @@
 package events
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
@@ -151,6 +153,52 @@ func (l *eventLog) History(clock scuttlebutt.Clock) []scuttlebutt.Update {
 	l.mu.Unlock()
 	scuttlebutt.SortHistory(out)
 	return out
+}
+
+// ScanHistory implements scuttlebutt.HistoryScanner: a merge of the events
+// of each name, each sorted and searched for `after`.
+func (l *eventLog) ScanHistory(clock scuttlebutt.Clock, after *scuttlebutt.Update, fn func(scuttlebutt.Update) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var h cursors
+	for _, evs := range l.byName {
+		if !slices.IsSortedFunc(evs, compareUpdates) {
+			slices.SortFunc(evs, compareUpdates)
+		}
+		start := 0
+		if after != nil {
+			start = sort.Search(len(evs), func(i int) bool { return evs[i].Newer(*after) })
+		}
+		if start < len(evs) {
+			h = append(h, evs[start:])
+		}
+	}
+	heap.Init(&h)
+	for len(h) > 0 {
+		u := h[0][0]
+		if h[0] = h[0][1:]; len(h[0]) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+		if clock.Lacks(u) && !fn(u) {
+			return
+		}
+	}
+}
+
+// cursors is a heap of sorted runs of events, by their first event.
+type cursors [][]scuttlebutt.Update
+
+func (h cursors) Len() int           { return len(h) }
+func (h cursors) Less(i, j int) bool { return h[j][0].Newer(h[i][0]) }
+func (h cursors) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *cursors) Push(x any)        { *h = append(*h, x.([]scuttlebutt.Update)) }
+func (h *cursors) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // ApplyUpdate implements scuttlebutt.Doc. A change that is not

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
@@ -241,6 +242,35 @@ func (st *store) History(clock scuttlebutt.Clock) []scuttlebutt.Update {
 		}
 	}
 	return out
+}
+
+// ScanHistory implements scuttlebutt.HistoryScanner: a filtered scan of the
+// log from the first entry after `after`, found by binary search.
+func (st *store) ScanHistory(clock scuttlebutt.Clock, after *scuttlebutt.Update, fn func(scuttlebutt.Update) bool) {
+	st.mu.Lock() // ScanHistory may sort the log
+	defer st.mu.Unlock()
+	if st.unsorted {
+		st.sortLog()
+	}
+	start := 0
+	if after != nil {
+		start = sort.Search(len(st.log), func(p int) bool {
+			for ; p < len(st.log); p++ { // skip dead entries
+				if i := st.log[p]; i >= 0 {
+					return st.slots.at(int(i)).u.Newer(*after)
+				}
+			}
+			return true
+		})
+	}
+	for _, i := range st.log[start:] {
+		if i < 0 {
+			continue
+		}
+		if u := &st.slots.at(int(i)).u; clock.Lacks(*u) && !fn(*u) {
+			return
+		}
+	}
 }
 
 // ApplyUpdate implements scuttlebutt.Doc. A change that is not

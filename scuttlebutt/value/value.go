@@ -93,6 +93,16 @@ func (g *register) History(clock scuttlebutt.Clock) []scuttlebutt.Update {
 	return []scuttlebutt.Update{g.latest}
 }
 
+// ScanHistory implements scuttlebutt.HistoryScanner.
+func (g *register) ScanHistory(clock scuttlebutt.Clock, after *scuttlebutt.Update, fn func(scuttlebutt.Update) bool) {
+	g.mu.Lock()
+	u, ok := g.latest, g.set
+	g.mu.Unlock()
+	if ok && clock.Lacks(u) && (after == nil || u.Newer(*after)) {
+		fn(u)
+	}
+}
+
 // ApplyUpdate implements scuttlebutt.Doc: an update older than the current
 // value is not kept.
 func (g *register) ApplyUpdate(u scuttlebutt.Update) bool {

@@ -336,7 +336,13 @@ func (es *ebtSession) noteWanted() error {
 		seq := r.latest(f)
 		r.mu.Lock()
 		es.mu.Lock()
-		if _, noted := es.rx[f]; !noted && !es.skipped[f] {
+		if theirs, ok := es.theirs[f]; ok && theirs == seq && !es.skipped[f] {
+			// Request skipping applies to feeds that become wanted
+			// later too (after a restart, the follow graph loads while
+			// the first note goes out).
+			es.skipped[f] = true
+			r.stats.SkippedFeeds++
+		} else if _, noted := es.rx[f]; !noted && !es.skipped[f] {
 			rx := r.claimLocked(f, es)
 			es.rx[f] = rx
 			n[f] = note(seq, rx)
