@@ -18,7 +18,7 @@ bench: ## Go benchmarks, then the programs that run Go and JavaScript side by si
 	go test -run '^$$' -bench . ./ssb/message/ ./ssb/store/
 	go run ./bench/sbrepl -n 100000 -runs 3
 	go run ./bench/ssbrpc -n 10000
-	go run ./bench/ssbreplicate -n 20000
+	go run ./bench/ssbreplicate -n 100000 -feeds 1000 -per 100
 	go run ./bench/ssbstore
 
 server: ## an SSB server on its embedded store (~/.ssb-go, port 8008)

@@ -30,6 +30,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -54,7 +55,10 @@ func main() {
 	feeds := flag.Int("feeds", 0, "feeds in the many-feeds run (0: skip)")
 	per := flag.Int("per", 100, "messages per feed in the many-feeds run")
 	interop := flag.String("interop", "interop", "path of the interop folder")
+	goOnly = flag.Bool("go-only", false, "run only the Go pairs (no JavaScript)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first Go->Go transfer to this file")
 	flag.Parse()
+	profile = *cpuprofile
 	if *n > 0 {
 		if err := run(*n, *interop); err != nil {
 			fmt.Fprintln(os.Stderr, "ssbreplicate:", err)
@@ -67,6 +71,39 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+var (
+	goOnly  *bool
+	profile string // -cpuprofile
+)
+
+// startProfile profiles the CPU until the returned function is called, if
+// -cpuprofile asks and no profile was taken yet.
+func startProfile() func() {
+	if profile == "" {
+		return func() {}
+	}
+	f, err := os.Create(profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ssbreplicate:", err)
+		return func() {}
+	}
+	profile = ""
+	pprof.StartCPUProfile(f)
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// pairs returns the pairs of kinds to run: without the JavaScript ones
+// under -go-only.
+func pairs(all [][2]string) [][2]string {
+	var out [][2]string
+	for _, p := range all {
+		if !*goOnly || p[0] != "js" && p[1] != "js" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func run(n int, interop string) error {
@@ -88,7 +125,7 @@ func run(n int, interop string) error {
 	fmt.Printf("one feed of %d messages (%d bytes on average), loopback\n", n, avg(raws))
 	fmt.Printf("%-32s %10s %14s\n", "source -> sink", "seconds", "messages/s")
 	var goGo, jsJS float64
-	for i, pair := range [][2]string{{"go", "go"}, {"js", "js"}, {"js", "go"}, {"go", "js"}} {
+	for i, pair := range pairs([][2]string{{"go", "go"}, {"js", "js"}, {"js", "go"}, {"go", "js"}}) {
 		dir := filepath.Join(tmp, strconv.Itoa(i))
 		src, err := start(ctx, pair[0], filepath.Join(dir, "src"), caps, interop)
 		if err != nil {
@@ -113,7 +150,9 @@ func run(n int, interop string) error {
 			jsJS = rate
 		}
 	}
-	fmt.Printf("ratio go->go / js->js: %.1fx\n", goGo/jsJS)
+	if jsJS > 0 {
+		fmt.Printf("ratio go->go / js->js: %.1fx\n", goGo/jsJS)
+	}
 	return nil
 }
 
@@ -141,6 +180,11 @@ func replicateOne(ctx context.Context, src, dst *peer, author *keys.KeyPair, raw
 			return 0, err
 		}
 	}
+	stopProfile := func() {}
+	if src.name == "go (sbot)" && dst.name == "go (sbot)" {
+		stopProfile = startProfile()
+	}
+	defer stopProfile()
 	t0 := time.Now()
 	if err := dst.c.AsyncJSON(ctx, &m, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(src.addr, src.id.ID)); err != nil {
 		return 0, err

@@ -43,7 +43,7 @@ func runMany(feeds, per int, interop string) error {
 	}
 	fmt.Printf("\n%d feeds of %d messages, the sink follows the source, which follows them (loopback)\n", feeds, per)
 	fmt.Printf("%-40s %8s %12s %12s %22s %14s\n", "source -> sink", "seconds", "messages/s", "wire bytes", "sink's notes/requests", "reconnect B")
-	for i, pair := range [][2]string{{"go", "go"}, {"go-legacy", "go-legacy"}, {"js", "js"}} {
+	for i, pair := range pairs([][2]string{{"go", "go"}, {"go-legacy", "go-legacy"}, {"js", "js"}}) {
 		dir := filepath.Join(tmp, strconv.Itoa(i))
 		if err := many(ctx, pair, dir, caps, interop, authors, all); err != nil {
 			return fmt.Errorf("%s -> %s: %w", pair[0], pair[1], err)
@@ -82,6 +82,10 @@ func many(ctx context.Context, pair [2]string, dir string, caps [32]byte, intero
 		return err
 	}
 	defer px.close()
+	stopProfile := func() {}
+	if pair[0] == "go" {
+		stopProfile = startProfile()
+	}
 	t0 := time.Now()
 	if err := dst.c.AsyncJSON(ctx, &m, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(px.addr(), src.id.ID)); err != nil {
 		return err
@@ -92,6 +96,7 @@ func many(ctx context.Context, pair [2]string, dir string, caps [32]byte, intero
 		}
 	}
 	secs := time.Since(t0).Seconds()
+	stopProfile()
 	wire := px.bytes.Load()
 	ask := "-"
 	if st, ok := replStats(ctx, dst); ok {

@@ -128,7 +128,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 	// Received messages go to an appender goroutine, which appends what
 	// has arrived in batches of one author: while it waits for an fsync,
 	// the next batch fills.
-	in := make(chan inMsg, appendRound)
+	in := make(chan inMsg, 4*batchSize)
 	appended := make(chan struct{})
 	go func() {
 		defer close(appended)
@@ -187,70 +187,61 @@ type inMsg struct {
 	raw    []byte
 }
 
-// appendLoop appends received messages: it takes what has arrived (up to
-// appendRound messages), groups it by author, keeping each author's order,
-// and appends the authors' batches at once (the store commits concurrent
-// appends together: one fsync for the round); meanwhile the next round
-// arrives. After an invalid message, the rest of that author's messages
-// are dropped (the chain is broken there). A feed that brings duplicates
-// from a peer not chosen for it is told to stop.
+// appendLoop hands received messages to one appender goroutine per
+// author (started on the author's first message, ended with the session),
+// as legacy replication has one per stream: the store commits concurrent
+// appends together, so many feeds share each fsync, and each appender
+// appends what has arrived for its feed in one batch.
 func (es *ebtSession) appendLoop(in <-chan inMsg) {
-	broken := make(map[refs.Feed]bool)
-	var mu sync.Mutex // guards broken during a round
+	feeds := make(map[refs.Feed]chan []byte)
+	var wg sync.WaitGroup
 	for m := range in {
-		round := map[refs.Feed][][]byte{m.author: {m.raw}}
-		n := 1
+		ch := feeds[m.author]
+		if ch == nil {
+			ch = make(chan []byte, batchSize)
+			feeds[m.author] = ch
+			f := m.author
+			wg.Go(func() { es.appendFeed(f, ch) })
+		}
+		ch <- m.raw
+	}
+	for _, ch := range feeds {
+		close(ch)
+	}
+	wg.Wait()
+}
+
+// appendFeed appends the messages of one feed in batches of what has
+// arrived. After an invalid message the rest are dropped (the chain is
+// broken there). A feed that brings duplicates from a peer not chosen for
+// it is told to stop.
+func (es *ebtSession) appendFeed(f refs.Feed, ch <-chan []byte) {
+	broken := false
+	batch := make([][]byte, 0, batchSize)
+	for raw := range ch {
+		if broken {
+			continue
+		}
+		batch = append(batch[:0], raw)
 	more:
-		for n < appendRound {
+		for len(batch) < batchSize {
 			select {
-			case m, ok := <-in:
+			case raw, ok := <-ch:
 				if !ok {
 					break more
 				}
-				round[m.author] = append(round[m.author], m.raw)
-				n++
+				batch = append(batch, raw)
 			default:
 				break more
 			}
 		}
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, appendParallel)
-		for f, batch := range round {
-			mu.Lock()
-			skip := broken[f]
-			mu.Unlock()
-			if skip {
-				continue
-			}
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				for len(batch) > 0 {
-					k := min(len(batch), batchSize)
-					dups, err := es.r.append(es.p, f, batch[:k])
-					if dups > 0 {
-						es.duplicates(f)
-					}
-					if err != nil {
-						mu.Lock()
-						broken[f] = true
-						mu.Unlock()
-						return
-					}
-					batch = batch[k:]
-				}
-			})
+		dups, err := es.r.append(es.p, f, batch)
+		if dups > 0 {
+			es.duplicates(f)
 		}
-		wg.Wait()
+		broken = err != nil
 	}
 }
-
-// appendRound bounds the messages appended in one round; appendParallel
-// the authors appended at once.
-const (
-	appendRound    = 4096
-	appendParallel = 64
-)
 
 type msgHead struct {
 	author refs.Feed
