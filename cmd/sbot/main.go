@@ -314,6 +314,7 @@ func (c *client) watchProgress(ctx context.Context, out io.Writer) error {
 	for {
 		var p struct {
 			Replication struct{ Feeds, Current, Target int64 }
+			Peers       []json.RawMessage
 		}
 		if err := c.e.AsyncJSON(ctx, &p, muxrpc.Method{"progress"}); err != nil {
 			return err
@@ -323,7 +324,7 @@ func (c *client) watchProgress(ctx context.Context, out io.Writer) error {
 		if r.Target > 0 {
 			pct = 100 * float64(r.Current) / float64(r.Target)
 		}
-		fmt.Fprintf(out, "\rreplicating %d feeds: %d of %d messages (%.1f%%)", r.Feeds, r.Current, r.Target, pct)
+		fmt.Fprintf(out, "\rreplicating %d feeds with %d peers: %d of %d messages (%.1f%%)", r.Feeds, len(p.Peers), r.Current, r.Target, pct)
 		if r.Current >= r.Target {
 			fmt.Fprintln(out)
 			return nil

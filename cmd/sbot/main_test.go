@@ -108,7 +108,7 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("status: %q, %v", out, err)
 	}
 	out, err = sbot(t, "--path", dir, "progress", "--watch")
-	if err != nil || !strings.Contains(out, "replicating 1 feeds: 2 of 2 messages (100.0%)") {
+	if err != nil || !strings.Contains(out, "replicating 1 feeds with 0 peers: 2 of 2 messages (100.0%)") {
 		t.Errorf("progress --watch: %q, %v", out, err)
 	}
 	if _, err := sbot(t, "--path", dir, "nosuch"); err == nil || !strings.Contains(err.Error(), `no method "nosuch"`) {

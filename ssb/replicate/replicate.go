@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +99,7 @@ type peer struct {
 	ebtOnce   sync.Once
 	sessions  sync.WaitGroup // EBT sessions running on the connection
 	gone      chan struct{}  // closed once unregistered
+	received  int64          // messages received from the peer (r.mu)
 }
 
 // EBTWait is how long a peer that dialed us has to call ebt.replicate
@@ -420,6 +423,7 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 func (r *Replicator) append(p *peer, f refs.Feed, batch [][]byte) (dups int, err error) {
 	r.mu.Lock()
 	r.stats.Received += len(batch)
+	p.received += int64(len(batch))
 	r.mu.Unlock()
 	defer func() {
 		if dups > 0 {
@@ -504,4 +508,58 @@ func (r *Replicator) Progress() Progress {
 		p.Target += max(have, known[f])
 	}
 	return p
+}
+
+// PeerProgress is replication with one connected peer: how (EBT or
+// legacy), the messages received from it, and, for EBT, the messages of
+// wanted feeds it has said or shown it has beyond what is stored here
+// (Ahead), over how many feeds.
+type PeerProgress struct {
+	Peer       string `json:"peer"`
+	Mode       string `json:"mode"` // "ebt", "legacy" or "starting"
+	Received   int64  `json:"received"`
+	AheadFeeds int    `json:"aheadFeeds"`
+	Ahead      int64  `json:"ahead"`
+}
+
+// Peers returns the progress with each connected peer.
+func (r *Replicator) Peers() []PeerProgress {
+	r.mu.Lock()
+	var out []PeerProgress
+	clocks := make(map[*peer]map[refs.Feed]int64)
+	for p := range r.peers {
+		mode := "starting"
+		if p.legacy {
+			mode = "legacy"
+		}
+		out = append(out, PeerProgress{Peer: p.id.String(), Mode: mode, Received: p.received})
+	}
+	for es := range r.ebts {
+		es.mu.Lock()
+		c := make(map[refs.Feed]int64)
+		for f, seq := range es.theirs {
+			if r.wanted[f] {
+				c[f] = seq
+			}
+		}
+		es.mu.Unlock()
+		clocks[es.p] = c
+	}
+	r.mu.Unlock()
+	for i := range out {
+		for p, c := range clocks {
+			if p.id.String() != out[i].Peer {
+				continue
+			}
+			out[i].Mode = "ebt"
+			for f, seq := range c {
+				if ahead := seq - r.latest(f); ahead > 0 {
+					out[i].AheadFeeds++
+					out[i].Ahead += ahead
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerProgress) int { return strings.Compare(a.Peer, b.Peer) })
+	return out
 }

@@ -25,7 +25,7 @@ func (s *Server) register() {
 	})
 	m.Register("status", muxrpc.Async, s.status)
 	m.Register("progress", muxrpc.Sync, func(ctx context.Context, req *muxrpc.Request) {
-		req.Return(map[string]any{"replication": s.repl.Progress()})
+		req.Return(map[string]any{"replication": s.repl.Progress(), "peers": s.repl.Peers()})
 	})
 	m.Register("publish", muxrpc.Async, s.publish)
 	m.Register("add", muxrpc.Async, s.add)
@@ -137,6 +137,7 @@ func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
 		"forked":      forked,
 		"replication": s.repl.Stats(),
 		"progress":    s.repl.Progress(),
+		"peers":       s.repl.Peers(),
 		"store": map[string]any{
 			"messages":  st.Messages,
 			"commits":   st.Commits,

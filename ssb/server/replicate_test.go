@@ -72,10 +72,18 @@ func TestReplicationGoToGo(t *testing.T) {
 
 	var prog struct {
 		Replication struct{ Feeds, Current, Target int64 }
+		Peers       []struct {
+			Peer, Mode      string
+			Received, Ahead int64
+		}
 	}
 	if err := ea.AsyncJSON(context.Background(), &prog, muxrpc.Method{"progress"}); err != nil ||
 		prog.Replication.Feeds != 2 || prog.Replication.Current != 6 || prog.Replication.Target != 6 {
 		t.Errorf("progress on a after the sync: %+v, %v (want 2 feeds, 6 of 6 messages)", prog.Replication, err)
+	}
+	if len(prog.Peers) != 1 || prog.Peers[0].Peer != b.ID().String() || prog.Peers[0].Mode != "ebt" ||
+		prog.Peers[0].Received != 2 || prog.Peers[0].Ahead != 0 {
+		t.Errorf("progress per peer on a: %+v (want b, ebt, 2 received, 0 ahead)", prog.Peers)
 	}
 
 	start := time.Now()
