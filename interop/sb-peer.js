@@ -5,8 +5,14 @@
  * The Go interop tests rely on this file's behaviour. Keep it in step with this comment.
  *
  * Usage: node sb-peer.js --type model|events --id ID
+ *        node sb-peer.js --type model|events --private PEM --public PEM [--trust PEM]...
  *   model  -> new (require('scuttlebutt/model'))(ID)
  *   events -> new (require('scuttlebutt/events'))(ID)
+ * Signed mode (--private and --public, paths of PEM files): the scuttlebutt is created with
+ *   require('scuttlebutt/security')(keys, PRIVATE, PUBLIC), so its id is security.createId()
+ *   (base64 of the SHA-1 of the public PEM file's bytes) and --id must be left out. keys maps
+ *   id -> public PEM: it holds our own key and each --trust file (a public PEM path, the id
+ *   computed the same way), as npm scuttlebutt's test/secure.js fills it.
  *
  * stdin:  one JSON command per line (newline-delimited JSON).
  * stdout: one JSON event per line. Nothing else is ever written to stdout; debug goes to stderr.
@@ -32,6 +38,8 @@
  *       with J = sb.toJSON() and K = sb.keys() for model, and J = K = null for events.
  *   {"op":"end","conn":N}      stream.end() on that connection's stream; reply {"ev":"ok"}
  *   {"op":"destroy","conn":N}  sock.destroy() on that connection's socket; reply {"ev":"ok"}
+ *   {"op":"trust","pem":P}   signed mode only: keys[createId of P] = P (P is the PEM text);
+ *       reply {"ev":"ok","id":ID}
  *   {"op":"exit"}  reply {"ev":"ok"}, close everything, and exit 0. The peer also exits 0 when stdin ends.
  *   A command that cannot be done (bad JSON, unknown op, unknown conn, wrong type, throws)
  *   gets the reply {"ev":"cmdError","op":OP,"message":M} instead.
@@ -54,6 +62,8 @@
  * Events on the scuttlebutt itself:
  *   {"ev":"change","key":K,"value":V}     model 'change' (an undefined value is printed as null)
  *   {"ev":"old_data","update":U}          'old_data' (a stale or duplicate update was dropped)
+ *   {"ev":"unverified_data","update":U}   'unverified_data' (signed mode: a signature did not verify)
+ *   {"ev":"sbError","message":M}          'error' on the scuttlebutt (a verify callback error)
  *
  * Notes:
  * - Sockets use allowHalfOpen:true. Our write side ends only when the scuttlebutt stream
@@ -77,10 +87,17 @@ function parseArgs (argv) {
     const a = argv[i]
     if (a === '--type') o.type = argv[++i]
     else if (a === '--id') o.id = argv[++i]
+    else if (a === '--private') o.private = argv[++i]
+    else if (a === '--public') o.public = argv[++i]
+    else if (a === '--trust') (o.trust = o.trust || []).push(argv[++i])
     else die('unknown argument: ' + a)
   }
   if (o.type !== 'model' && o.type !== 'events') die('--type must be model or events')
-  if (o.id === undefined || o.id === '') die('--id is required')
+  o.signed = o.private !== undefined || o.public !== undefined
+  if (o.signed) {
+    if (!o.private || !o.public) die('--private and --public go together')
+    if (o.id !== undefined) die('--id cannot be given in signed mode')
+  } else if (o.id === undefined || o.id === '') die('--id is required')
   return o
 }
 
@@ -101,11 +118,30 @@ function debug () {
 
 const args = parseArgs(process.argv.slice(2))
 const Ctor = args.type === 'model' ? require('scuttlebutt/model') : require('scuttlebutt/events')
-const sb = new Ctor(args.id)
+const keys = {}
+let security = null
+if (args.signed) {
+  const fs = require('fs')
+  const crypto = require('crypto')
+  const idOf = function (pem) { return crypto.createHash('sha1').update(pem).digest('base64') }
+  const PRIVATE = fs.readFileSync(args.private)
+  const PUBLIC = fs.readFileSync(args.public)
+  security = require('scuttlebutt/security')(keys, PRIVATE, PUBLIC)
+  security.idOf = idOf
+  keys[security.createId()] = PUBLIC
+  for (const f of args.trust || []) {
+    const pem = fs.readFileSync(f)
+    keys[idOf(pem)] = pem
+  }
+}
+const sb = security ? new Ctor(security) : new Ctor(args.id)
+args.id = sb.id
 
 // Events on the scuttlebutt instance. 'old_data' is emitted with the base EventEmitter
 // emit, so plain .on() works for both types.
 sb.on('old_data', function (update) { out({ ev: 'old_data', update: update }) })
+sb.on('unverified_data', function (update) { out({ ev: 'unverified_data', update: update }) })
+sb.on('error', function (err) { out({ ev: 'sbError', message: String(err && err.message) }) })
 if (args.type === 'model') {
   sb.on('change', function (key, value) {
     out({ ev: 'change', key: key, value: value === undefined ? null : value })
@@ -230,6 +266,14 @@ const handlers = {
       clock: sb.sources,
       history: sb.history()
     }
+  },
+
+  trust: function (cmd) {
+    if (!security) throw new Error('trust needs signed mode')
+    if (typeof cmd.pem !== 'string') throw new Error('trust needs a pem string')
+    const id = security.idOf(cmd.pem)
+    keys[id] = cmd.pem
+    return { ev: 'ok', id: id }
   },
 
   end: function (cmd) {

@@ -330,6 +330,18 @@ func TestEdge11NoEcho(t *testing.T) {
 			t.Fatalf("Get(x) = %s, want 3", v)
 		}
 	})
+	// WithEcho sends it back, as JavaScript does (bench/sbsim measures
+	// the cost).
+	t.Run("WithEcho", func(t *testing.T) {
+		a := model.New("A", scuttlebutt.WithEcho(true))
+		s := a.NewStream()
+		utWrite(t, s, utPeerHeader, `"SYNC"`)
+		utOut(t, s)
+		utWrite(t, s, `[["x",3],1700000000005,"P"]`)
+		if out := utOut(t, s); len(out) != 1 || out[0] != `[["x",3],1700000000005,"P"]` {
+			t.Fatalf("sent %q, want the echo", out)
+		}
+	})
 }
 
 // Case 12. One update in a triangle reaches every replica; the redundant

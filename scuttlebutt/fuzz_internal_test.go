@@ -65,7 +65,15 @@ func FuzzDecodeLine(f *testing.F) {
 				t.Fatalf("update %q re-encoded as %q decodes to %+v, want %+v", line, enc, u2, u)
 			}
 		case lineHeader:
+			// The count taken before decoding (which bounds a hostile
+			// clock) never misses an entry.
+			if n := clockEntries(line); n < len(h.Clock) {
+				t.Fatalf("clockEntries(%q) = %d, the clock has %d", line, n, len(h.Clock))
+			}
 			enc := fzCheckLine(t, h.appendJSON(nil))
+			if n := clockEntries(enc); n != len(h.Clock) {
+				t.Fatalf("clockEntries(%q) = %d, want %d", enc, n, len(h.Clock))
+			}
 			kind2, _, h2, err := decodeLine(enc, nil, 0)
 			if err != nil || kind2 != lineHeader {
 				t.Fatalf("re-encoded header %q: kind %v, %v", enc, kind2, err)

@@ -20,8 +20,9 @@ const fzMaxLine = 200
 // FuzzStreamWrite feeds arbitrary bytes to a stream, in chunks whose sizes
 // are derived from the input. Whatever the bytes, the stream must not panic,
 // must not buffer more than its line limit, must only ever send valid
-// protocol lines, and must either go on or fail with ErrProtocol or
-// ErrLineTooLong and close; the replica and its other streams go on.
+// protocol lines, and must either go on or fail with one of the errors of
+// a hostile peer (ErrProtocol, ErrLineTooLong, ErrFutureTimestamp,
+// ErrTooManySources) and close; the replica and its other streams go on.
 func FuzzStreamWrite(f *testing.F) {
 	for _, seed := range []string{
 		`{"id":"P","clock":{}}` + "\n" + `[["k",1],1700000000000,"P"]` + "\n" + `"SYNC"` + "\n",
@@ -42,7 +43,7 @@ func FuzzStreamWrite(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := model.New("A", scuttlebutt.WithMaxLine(fzMaxLine), scuttlebutt.WithQueueLimit(4))
+		a := model.New("A", scuttlebutt.WithMaxLine(fzMaxLine), scuttlebutt.WithQueueLimit(4), scuttlebutt.WithMaxSources(8), scuttlebutt.WithPageSize(2))
 		if err := a.Set("seed", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -76,8 +77,9 @@ func FuzzStreamWrite(f *testing.F) {
 		}
 
 		if failed != nil {
-			if !errors.Is(failed, scuttlebutt.ErrProtocol) && !errors.Is(failed, scuttlebutt.ErrLineTooLong) {
-				t.Fatalf("Write failed with %v, want ErrProtocol or ErrLineTooLong", failed)
+			if !errors.Is(failed, scuttlebutt.ErrProtocol) && !errors.Is(failed, scuttlebutt.ErrLineTooLong) &&
+				!errors.Is(failed, scuttlebutt.ErrFutureTimestamp) && !errors.Is(failed, scuttlebutt.ErrTooManySources) {
+				t.Fatalf("Write failed with %v, want ErrProtocol, ErrLineTooLong, ErrFutureTimestamp or ErrTooManySources", failed)
 			}
 			if !utClosed(s.Done()) {
 				t.Fatal("stream not closed after failing")

@@ -346,8 +346,13 @@ func (r *Replica) nextTimestamp() float64 {
 
 // Apply applies an update from any source, as if a stream had received it,
 // for example one read back from storage. It returns false when the update
-// is not newer than what the replica has from its source, or when the data
-// type does not keep it.
+// is not newer than what the replica has from its source, when the data
+// type does not keep it, or when it comes from a new source and the clock
+// is full (WithMaxSources).
+//
+// Apply trusts its caller: it does not verify signatures (WithSecurity)
+// nor bound timestamps (WithMaxClockSkew). It is for the replica's own
+// storage; data from elsewhere should come in through a Stream.
 func (r *Replica) Apply(u Update) bool {
 	if !validTimestamp(u.Timestamp) {
 		return false
@@ -373,10 +378,10 @@ func (r *Replica) Apply(u Update) bool {
 type applyResult int
 
 const (
-	applyOK       applyResult = iota // applied and offered to the live streams
-	applyOld                         // not newer than the source's clock
-	applyDropped                     // the clock advanced, the data type did not keep it
-	applyTooMany                     // a new source, and the clock is full
+	applyOK      applyResult = iota // applied and offered to the live streams
+	applyOld                        // not newer than the source's clock
+	applyDropped                    // the clock advanced, the data type did not keep it
+	applyTooMany                    // a new source, and the clock is full
 )
 
 // applyLocked runs the freshness gate and the data type. An update the

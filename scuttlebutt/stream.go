@@ -93,13 +93,16 @@ func OnClose(fn func(error)) StreamOption { return func(c *streamConfig) { c.onC
 //
 // # Memory
 //
-// A stream holds at most: one page of history (WithPageSize updates; with
-// WithMTU, one round of at most MTU bytes), WithQueueLimit live updates, one
-// read's worth of encoded output, a partial line of at most WithMaxLine
-// bytes plus the updates of one Write being applied, and its record of what
-// the peer has (at most twice WithMaxSources entries). A Doc that does not
-// implement HistoryScanner is the exception: its history is taken whole.
-// The Update values in these buffers share their bytes with the document.
+// A stream that tails live updates (the default) holds at most: one page of
+// history (WithPageSize updates; with WithMTU, one round of about MTU
+// bytes), WithQueueLimit live updates (with WithMTU, about MTU bytes of
+// them), one read's worth of encoded output, a partial line of at most
+// WithMaxLine bytes plus the updates of one Write being applied, and its
+// record of what the peer has (at most twice WithMaxSources entries). The
+// Update values in these buffers share their bytes with the document; each
+// is 72 bytes. A Doc that does not implement HistoryScanner is the
+// exception: its history is taken whole, and so is the history of a
+// Tail(false) stream, a snapshot of one moment.
 //
 // A peer that reads slowly therefore never makes the stream buffer more:
 // once the live queue is full the stream drops it, and when the peer
@@ -118,7 +121,10 @@ type Stream struct {
 	batch    []Update
 	sources  sourceCache
 	histLast map[string]float64 // per source, the last timestamp of the peer's history, until its "SYNC"
-	maxTs    float64            // the latest timestamp accepted from the peer in this Write
+	histRun  bool               // histSrc, histTs: the last source of the history, ahead of histLast
+	histSrc  string
+	histTs   float64
+	maxTs    float64 // the latest timestamp accepted from the peer in this Write
 
 	mu        sync.Mutex
 	cond      sync.Cond
@@ -206,8 +212,15 @@ func (r *Replica) NewStream(opts ...StreamOption) *Stream {
 // and the live tail. Both locks are held, so no update falls between the
 // two: every update applied from now on is either found by the history
 // pass or offered to the live queue.
+//
+// A Tail(false) stream takes its history whole, at once: it is then the
+// state at this moment, which a snapshot (such as package persist's) needs.
 func (s *Stream) startLocked() {
 	s.hist = histState{pending: true, first: true}
+	if !s.cfg.tail {
+		s.page, s.pageHead = s.r.doc.History(s.known), 0
+		s.hist.last = true
+	}
 	s.started = true
 	if s.cfg.tail && !s.outEnding {
 		s.r.live[s] = struct{}{}
@@ -638,6 +651,16 @@ func (s *Stream) checkUpdate(u Update) error {
 	if s.histLast == nil {
 		return nil
 	}
+	if s.histRun && u.Source == s.histSrc { // a run of one source, the common case
+		if u.Timestamp < s.histTs {
+			return fmt.Errorf("%w: history out of order: %s at %v after %v", ErrProtocol, strconvQuote(u.Source), u.Timestamp, s.histTs)
+		}
+		s.histTs = u.Timestamp
+		return nil
+	}
+	if s.histRun {
+		s.histLast[s.histSrc] = s.histTs
+	}
 	last, ok := s.histLast[u.Source]
 	if ok && u.Timestamp < last {
 		return fmt.Errorf("%w: history out of order: %s at %v after %v", ErrProtocol, strconvQuote(u.Source), u.Timestamp, last)
@@ -646,6 +669,7 @@ func (s *Stream) checkUpdate(u Update) error {
 		return fmt.Errorf("%w: the peer's history has more than %d sources", ErrTooManySources, s.r.cfg.maxSources)
 	}
 	s.histLast[u.Source] = u.Timestamp
+	s.histRun, s.histSrc, s.histTs = true, u.Source, u.Timestamp
 	return nil
 }
 

@@ -236,6 +236,11 @@ func decodeUpdate(line []byte, sources *sourceCache) (Update, error) {
 }
 
 func decodeHeader(line []byte, maxSources int) (Header, error) {
+	// Count first: canonicalizing a clock of a million entries would cost
+	// far more memory than the line itself.
+	if n := clockEntries(line); maxSources > 0 && n > maxSources {
+		return Header{}, fmt.Errorf("%w: the peer's clock has %d sources, more than %d", ErrTooManySources, n, maxSources)
+	}
 	canon, err := jsjson.Canonical(line)
 	if err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrProtocol, err)
@@ -258,6 +263,99 @@ func decodeHeader(line []byte, maxSources int) (Header, error) {
 		h.Meta = raw.Meta
 	}
 	return h, nil
+}
+
+// clockEntries counts the members of the "clock" object of a header line,
+// without decoding anything. It returns -1 if the line is not an object
+// with a "clock" object, whose errors the full decoder then reports.
+func clockEntries(line []byte) int {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return -1
+	}
+	for i = skipWS(line, i+1); i < len(line) && line[i] == '"'; {
+		end := skipValue(line, i)
+		if end < 0 {
+			return -1
+		}
+		key := line[i:end]
+		i = skipWS(line, end)
+		if i >= len(line) || line[i] != ':' {
+			return -1
+		}
+		i = skipWS(line, i+1)
+		if k, err := jsjson.Unquote(key); err == nil && k == "clock" && i < len(line) && line[i] == '{' {
+			n := 0
+			for j := skipWS(line, i+1); j < len(line) && line[j] != '}'; n++ {
+				if j = skipValue(line, j); j < 0 { // the key
+					return -1
+				}
+				if j = skipWS(line, j); j >= len(line) || line[j] != ':' {
+					return -1
+				}
+				if j = skipValue(line, skipWS(line, j+1)); j < 0 {
+					return -1
+				}
+				if j = skipWS(line, j); j < len(line) && line[j] == ',' {
+					j = skipWS(line, j+1)
+				}
+			}
+			return n
+		}
+		if i = skipValue(line, i); i < 0 {
+			return -1
+		}
+		if i = skipWS(line, i); i < len(line) && line[i] == ',' {
+			i = skipWS(line, i+1)
+		}
+	}
+	return -1
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value at b[i:], judged by its
+// brackets and string quotes only, or -1.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(b) {
+				return -1
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of a number or literal
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',', ':':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	if depth == 0 {
+		return i
+	}
+	return -1
 }
 
 // decodeClock decodes the canonical JSON object of a header's clock,
