@@ -87,7 +87,7 @@ func utStillWorks(t *testing.T, a, b *model.Model, p *utPair) {
 // argument and ends its output; here the stream fails with ErrProtocol and
 // closes, and the replica and its other streams go on.
 func TestEdge01HeaderWithoutClock(t *testing.T) {
-	for _, h := range []string{`{}`, `{"id":"x"}`, `{"clock":0}`, `{"clock":null}`, `{"clock":false}`, `{"clock":"abc"}`, `{"clock":[]}`} {
+	for _, h := range []string{`{}`, `{"id":"x"}`, `{"clock":0}`, `{"clock":null}`, `{"clock":false}`, `{"clock":"abc"}`, `{"clock":[]}`, `{"Clock":{}}`} {
 		t.Run(h, func(t *testing.T) {
 			a, b, p := utModelWithPeer(t)
 			s := a.NewStream()

@@ -245,22 +245,20 @@ func decodeHeader(line []byte, maxSources int) (Header, error) {
 	if err != nil {
 		return Header{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
-	var raw struct {
-		ID    json.RawMessage `json:"id"`
-		Clock json.RawMessage `json:"clock"`
-		Meta  json.RawMessage `json:"meta"`
-	}
-	if err := json.Unmarshal(canon, &raw); err != nil || len(raw.Clock) == 0 || raw.Clock[0] != '{' {
+	// Field names match exactly, as in JavaScript (encoding/json would
+	// take "CLOCK" for "clock").
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(canon, &raw); err != nil || len(raw["clock"]) == 0 || raw["clock"][0] != '{' {
 		return Header{}, fmt.Errorf("%w: header without a clock object", ErrProtocol)
 	}
 	h := Header{}
 	// The id is informational; npm scuttlebutt sends a string.
-	_ = json.Unmarshal(raw.ID, &h.ID)
-	if h.Clock, err = decodeClock(raw.Clock, maxSources); err != nil {
+	_ = json.Unmarshal(raw["id"], &h.ID)
+	if h.Clock, err = decodeClock(raw["clock"], maxSources); err != nil {
 		return Header{}, err
 	}
-	if len(raw.Meta) > 0 && string(raw.Meta) != "null" {
-		h.Meta = raw.Meta
+	if m := raw["meta"]; len(m) > 0 && string(m) != "null" {
+		h.Meta = m
 	}
 	return h, nil
 }
