@@ -11,6 +11,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/scuttlego/scuttle/internal/sodium"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -223,7 +224,7 @@ func messageID(pk *[32]byte, signed []byte) ID {
 }
 
 // verify checks the signature as libsodium does.
-func (env *envelope) verify() bool { return verify(&env.pk, &env.sig, env.message) }
+func (env *envelope) verify() bool { return sodium.Verify(&env.pk, &env.sig, env.message) }
 
 // toMessage returns the delivered form of env, received as line.
 func (env *envelope) toMessage(line []byte) *Message {

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
+	"github.com/scuttlego/scuttle/internal/sodium"
 )
 
 // ed25519Context is prepended to what an Ed25519 key signs, so that a
@@ -115,7 +116,7 @@ func (e *Ed25519) Verify(ctx context.Context, u Update) error {
 	defer payloadPool.Put(bp)
 	msg := signedPayload(append((*bp)[:0], ed25519Context...), u)
 	*bp = msg
-	if !ed25519.Verify(pk, msg, sig) {
+	if !sodium.VerifyBytes(pk, msg, sig) {
 		return fmt.Errorf("%w: bad signature", ErrUnverified)
 	}
 	return nil

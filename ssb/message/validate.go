@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/scuttlego/scuttle/internal/sodium"
 	"math"
 	"strconv"
 	"strings"
@@ -133,7 +134,7 @@ func checkValue(prev *FeedState, v *Value, hmacKey []byte, mode mode) (*Message,
 	}
 	if mode != modeDecode {
 		pub := [32]byte(author.PublicKey())
-		if !verify(&pub, &sig, signedBytes(sc.pretty, hmacKey)) {
+		if !sodium.Verify(&pub, &sig, signedBytes(sc.pretty, hmacKey)) {
 			return nil, fmt.Errorf("%w: the signature does not verify", ErrSignature)
 		}
 	}

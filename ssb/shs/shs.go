@@ -31,6 +31,7 @@ import (
 	"golang.org/x/crypto/nacl/auth"
 	"golang.org/x/crypto/nacl/secretbox"
 
+	"github.com/scuttlego/scuttle/internal/sodium"
 	"github.com/scuttlego/scuttle/ssb/boxstream"
 )
 
@@ -220,7 +221,7 @@ func client(rw io.ReadWriter, network [32]byte, local ed25519.PrivateKey, server
 	}
 	key4 := hash(network[:], ab, aB, Ab)
 	sigB, ok := secretbox.Open(nil, msg4[:], &zeroNonce, &key4)
-	if !ok || !ed25519.Verify(server, concat(network[:], sigA, localPK, abHash[:]), sigB) {
+	if !ok || !sodium.VerifyBytes(server, concat(network[:], sigA, localPK, abHash[:]), sigB) {
 		return Result{}, ErrServerAccept
 	}
 	return Result{
@@ -276,7 +277,7 @@ func server(rw io.ReadWriter, network [32]byte, local ed25519.PrivateKey, author
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrClientAuth, err)
 	}
-	if !ed25519.Verify(clientPK, concat(network[:], localPK, abHash[:]), sigA) {
+	if !sodium.VerifyBytes(clientPK, concat(network[:], localPK, abHash[:]), sigA) {
 		return Result{}, fmt.Errorf("%w: signature does not verify", ErrClientAuth)
 	}
 	if authorize != nil {

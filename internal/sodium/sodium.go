@@ -1,17 +1,17 @@
-package gossip
+// Package sodium checks ed25519 signatures as libsodium 1.0.18 does
+// (crypto_sign_verify_detached), which the JavaScript peers use through
+// chloride and sodium-native: a Go peer must reject what they reject, or it
+// would accept and relay what they drop.
+package sodium
 
 import "crypto/ed25519"
 
-// The checks below are those of ssb/message (sig.go), which keeps them
-// unexported: the JavaScript peers verify with libsodium 1.0.18
-// (crypto_sign_verify_detached through chloride), so a node must reject
-// what libsodium rejects, or it would relay messages the JavaScript peers
-// drop.
-
-// verify reports whether sig is pub's signature of msg under libsodium's
-// rules: on top of crypto/ed25519's checks, a public key with a
-// non-canonical encoding and a public key or R of small order are rejected.
-func verify(pub *[32]byte, sig *[ed25519.SignatureSize]byte, msg []byte) bool {
+// Verify reports whether sig is pub's signature of msg under the rules of
+// libsodium's crypto_sign_verify_detached. On top of what crypto/ed25519
+// checks (a canonical S, a public key that decodes, the cofactorless
+// equation), libsodium rejects a public key with a non-canonical encoding,
+// and a public key or R of small order.
+func Verify(pub *[32]byte, sig *[ed25519.SignatureSize]byte, msg []byte) bool {
 	if !isCanonicalPoint(pub[:]) || hasSmallOrder(pub[:]) || hasSmallOrder(sig[:32]) {
 		return false
 	}
@@ -65,4 +65,13 @@ func hasSmallOrder(s []byte) bool {
 		}
 	}
 	return false
+}
+
+// VerifyBytes is Verify for slices: a public key that is not 32 bytes or a
+// signature that is not 64 fails.
+func VerifyBytes(pub, msg, sig []byte) bool {
+	if len(pub) != 32 || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return Verify((*[32]byte)(pub), (*[ed25519.SignatureSize]byte)(sig), msg)
 }
