@@ -136,6 +136,17 @@ func crashChild() int {
 			}
 		})
 	}
+	if killStage != "" {
+		// Compact once the setters have written a little, rather than
+		// wait for the size threshold: on a loaded machine that can take
+		// long. The hook stops the compaction at the stage to be killed.
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			if err := l.Compact(); err != nil {
+				fmt.Fprintln(os.Stderr, "crash child: compact:", err)
+			}
+		}()
+	}
 	wg.Go(func() {
 		for !stop.Load() {
 			time.Sleep(10 * time.Millisecond)
