@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/graph"
@@ -353,10 +354,17 @@ func (r *Replicator) askLocked(p *peer) {
 
 // fetch streams feed f from peer p into the store.
 func (r *Replicator) fetch(p *peer, f refs.Feed) {
+	// A stream that ends cleanly may be asked for again (on the next
+	// change of the wanted feeds); one the peer refused or broke is not
+	// asked again on this connection, or a peer that refuses
+	// createHistoryStream would be asked once per contact message.
+	var refused atomic.Bool
 	defer func() {
-		r.mu.Lock()
-		delete(p.asking, f)
-		r.mu.Unlock()
+		if !refused.Load() {
+			r.mu.Lock()
+			delete(p.asking, f)
+			r.mu.Unlock()
+		}
 	}()
 	seq := int64(1)
 	if h, err := r.store.Latest(f); err == nil {
@@ -381,6 +389,7 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 			pkt, err := s.Recv(p.ctx)
 			if err != nil {
 				if !errors.Is(err, io.EOF) && p.ctx.Err() == nil {
+					refused.Store(true)
 					r.log.Debug("replicate: stream ended", "peer", p.id.String(), "feed", f.String(), "err", err)
 				}
 				return

@@ -268,7 +268,10 @@ func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bo
 	s.conns[e] = struct{}{}
 	s.mu.Unlock()
 	log.Debug("connected")
-	if kind == "peer" {
+	if kind == "peer" && id != s.keys.ID {
+		// A client with the server's own key (sbot's, ssb-client's) is
+		// the owner, not a peer: nothing to replicate with it, as in
+		// ssb-server.
 		s.repl.AddPeer(ctx, e, id, dialer)
 	}
 	err := e.Serve(ctx)
