@@ -38,7 +38,7 @@ import (
 //     to be received (the receive bit) from one session only; to the others
 //     the note says "I have n, do not send". When a peer notes more than
 //     the current one has, or the current one has promised more and sent
-//     nothing for EBTStall, or its session ends, the feed moves to another
+//     nothing for DefaultEBTStall, or its session ends, the feed moves to another
 //     peer that has more, with a note to each.
 
 // note encodes a sequence and whether to receive.
@@ -50,10 +50,21 @@ func note(seq int64, rx bool) int64 {
 	return v
 }
 
-// EBTStall is how long a peer asked for a feed may promise messages (note
-// a higher sequence) without sending any before the feed is asked from
-// another peer that has more.
-var EBTStall = 3 * time.Second
+// DefaultEBTStall is how long a peer asked for a feed may promise messages
+// (note a higher sequence) without sending any before the feed is asked
+// from another peer that has more (Replicator.SetEBTStall changes it).
+const DefaultEBTStall = 3 * time.Second
+
+// SetEBTStall sets how long a peer may promise messages of a feed without
+// sending any before the feed is asked from another peer (0: the default).
+func (r *Replicator) SetEBTStall(d time.Duration) { r.ebtStall.Store(int64(d)) }
+
+func (r *Replicator) stall() time.Duration {
+	if d := time.Duration(r.ebtStall.Load()); d > 0 {
+		return d
+	}
+	return DefaultEBTStall
+}
 
 // ebtSession is one EBT stream with a peer.
 type ebtSession struct {
@@ -619,7 +630,7 @@ func (es *ebtSession) announce(ctx context.Context) {
 				return
 			}
 		}
-		if time.Since(lastCheck) >= EBTStall/3 {
+		if time.Since(lastCheck) >= es.r.stall()/3 {
 			lastCheck = time.Now()
 			es.unstall()
 		}
@@ -653,11 +664,11 @@ func (es *ebtSession) announce(ctx context.Context) {
 }
 
 // unstall moves the feeds this session is asked for, whose peer promised
-// more and has sent nothing for EBTStall, to sessions that have more.
+// more and has sent nothing for the stall time, to sessions that have more.
 func (es *ebtSession) unstall() {
 	r := es.r
 	es.mu.Lock()
-	stalled := time.Since(es.lastMsg) > EBTStall
+	stalled := time.Since(es.lastMsg) > r.stall()
 	es.mu.Unlock()
 	if !stalled {
 		return

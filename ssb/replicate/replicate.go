@@ -42,16 +42,17 @@ type Replicator struct {
 	log   *slog.Logger
 	graph *graph.Graph
 
-	mu      sync.Mutex
-	wanted  map[refs.Feed]bool
-	peers   map[*peer]struct{}
-	byConn  map[*muxrpc.Endpoint]*peer
-	ebts    map[*ebtSession]struct{}
-	rxFrom  map[refs.Feed]*ebtSession // the EBT session each feed is received from
-	wantGen int                       // counts changes of wanted
-	errors  map[refs.Feed]error       // the last invalid message of each feed
-	forked  map[refs.Feed]bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	wanted   map[refs.Feed]bool
+	peers    map[*peer]struct{}
+	byConn   map[*muxrpc.Endpoint]*peer
+	ebts     map[*ebtSession]struct{}
+	rxFrom   map[refs.Feed]*ebtSession // the EBT session each feed is received from
+	wantGen  int                       // counts changes of wanted
+	ebtStall atomic.Int64              // SetEBTStall
+	errors   map[refs.Feed]error       // the last invalid message of each feed
+	forked   map[refs.Feed]bool
+	wg       sync.WaitGroup
 
 	// NoEBT replicates with createHistoryStream only: it neither calls nor
 	// expects ebt.replicate. Set it before AddPeer.

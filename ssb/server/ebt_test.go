@@ -173,11 +173,10 @@ func TestEBTOnePeerPerFeed(t *testing.T) {
 // A peer that promises a feed and sends nothing loses it to a peer that
 // has it after EBTStall.
 func TestEBTStalledPeerIsReplaced(t *testing.T) {
-	defer func(d time.Duration) { replicate.EBTStall = d }(replicate.EBTStall)
-	replicate.EBTStall = 300 * time.Millisecond
 	var caps [32]byte
 	rand.Read(caps[:])
 	a, b := newNode(t, caps), newNode(t, caps)
+	a.srv.repl.SetEBTStall(300 * time.Millisecond)
 	const msgs = 50
 	kps, raws := authors(t, 1, msgs)
 	x := kps[0].ID
