@@ -535,7 +535,7 @@ type PeerProgress struct {
 // Peers returns the progress with each connected peer.
 func (r *Replicator) Peers() []PeerProgress {
 	r.mu.Lock()
-	var out []PeerProgress
+	out := []PeerProgress{}
 	clocks := make(map[*peer]map[refs.Feed]int64)
 	for p := range r.peers {
 		mode := "starting"
