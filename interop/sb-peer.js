@@ -79,6 +79,8 @@
  *   as dead after an error and "destroy" it (that prints "close").
  */
 
+const { out, withTag, drive } = require('./lib/driver')
+
 const net = require('net')
 
 function parseArgs (argv) {
@@ -104,10 +106,6 @@ function parseArgs (argv) {
 function die (msg) {
   process.stderr.write('sb-peer: ' + msg + '\n')
   process.exit(2)
-}
-
-function out (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
 function debug () {
@@ -151,7 +149,6 @@ if (args.type === 'model') {
 const conns = new Map() // N -> {sock, stream}
 const servers = []
 let nextConn = 1
-let exiting = false
 
 function cloneOpts (opts) {
   if (opts === undefined || opts === null) return {}
@@ -193,10 +190,6 @@ function getConn (cmd) {
   return c
 }
 
-function withTag (reply, cmd) {
-  if (cmd && Object.prototype.hasOwnProperty.call(cmd, 'tag')) reply.tag = cmd.tag
-  return reply
-}
 
 const handlers = {
   listen: function (cmd, reply) {
@@ -290,85 +283,14 @@ const handlers = {
 
   exit: function (cmd) {
     out(withTag({ ev: 'ok' }, cmd))
-    shutdown()
+    driver.stop()
     return 'async'
   }
 }
 
-// Replies must come out in command order even when one of them (listen, connect) is asynchronous,
-// so commands are run one at a time from a queue.
-const queue = []
-let busy = false
-
-function pump () {
-  while (!busy && queue.length && !exiting) {
-    const line = queue.shift()
-    let cmd
-    try {
-      cmd = JSON.parse(line)
-    } catch (err) {
-      out({ ev: 'cmdError', op: null, message: 'bad JSON: ' + err.message })
-      continue
-    }
-    const op = cmd && cmd.op
-    const h = Object.prototype.hasOwnProperty.call(handlers, op) ? handlers[op] : null
-    if (!h) {
-      out(withTag({ ev: 'cmdError', op: op === undefined ? null : op, message: 'unknown op' }, cmd))
-      continue
-    }
-    busy = true
-    let done = false
-    const reply = function (r) {
-      if (done) return
-      done = true
-      out(withTag(r, cmd))
-      busy = false
-      if (!exiting) setImmediate(pump)
-    }
-    let r
-    try {
-      r = h(cmd, reply)
-    } catch (err) {
-      reply({ ev: 'cmdError', op: op, message: String(err && err.message) })
-      continue
-    }
-    if (r !== 'async') reply(r)
-  }
-}
-
-function shutdown () {
-  if (exiting) return
-  exiting = true
+const driver = drive(handlers, function () {
   for (const s of servers) { try { s.close() } catch (e) {} }
   for (const c of conns.values()) { try { c.sock.destroy() } catch (e) {} }
-  // stdout to a pipe is synchronous on Linux; the callback makes sure it has been flushed.
-  process.stdout.write('', function () { process.exit(0) })
-}
-
-let buf = ''
-process.stdin.setEncoding('utf8')
-process.stdin.on('data', function (chunk) {
-  buf += chunk
-  let i
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i).replace(/\r$/, '')
-    buf = buf.slice(i + 1)
-    if (line.trim() !== '') queue.push(line)
-  }
-  pump()
 })
-process.stdin.on('end', function () {
-  if (buf.trim() !== '') queue.push(buf)
-  buf = ''
-  pump()
-  // Let queued commands (and an asynchronous listen) finish, then exit.
-  const wait = function () {
-    if (exiting) return
-    if (busy || queue.length) return setTimeout(wait, 10)
-    shutdown()
-  }
-  wait()
-})
-process.stdout.on('error', function () { process.exit(0) }) // reader went away
 
 out({ ev: 'ready', id: args.id })

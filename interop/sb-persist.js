@@ -41,6 +41,8 @@
  * The script exits when stdin ends.
  */
 
+const { out, drive } = require('./lib/driver')
+
 const fs = require('fs')
 
 function parseArgs (argv) {
@@ -59,10 +61,6 @@ function parseArgs (argv) {
 function die (msg) {
   process.stderr.write('sb-persist: ' + msg + '\n')
   process.exit(2)
-}
-
-function out (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
 const args = parseArgs(process.argv.slice(2))
@@ -160,72 +158,6 @@ const handlers = {
   }
 }
 
-function withTag (reply, cmd) {
-  if (cmd && Object.prototype.hasOwnProperty.call(cmd, 'tag')) reply.tag = cmd.tag
-  return reply
-}
-
-const queue = []
-let busy = false
-let ended = false
-
-function pump () {
-  while (!busy && queue.length) {
-    const line = queue.shift()
-    let cmd
-    try {
-      cmd = JSON.parse(line)
-    } catch (err) {
-      out({ ev: 'cmdError', op: null, message: 'bad JSON: ' + err.message })
-      continue
-    }
-    const op = cmd && cmd.op
-    const h = Object.prototype.hasOwnProperty.call(handlers, op) ? handlers[op] : null
-    if (!h) {
-      out(withTag({ ev: 'cmdError', op: op === undefined ? null : op, message: 'unknown op' }, cmd))
-      continue
-    }
-    busy = true
-    let done = false
-    const reply = function (r) {
-      if (done) return
-      done = true
-      out(withTag(r, cmd))
-      busy = false
-      setImmediate(pump)
-    }
-    let r
-    try {
-      r = h(cmd, reply)
-    } catch (err) {
-      reply({ ev: 'cmdError', op: op, message: String(err && err.message) })
-      continue
-    }
-    if (r !== 'async') reply(r)
-  }
-  if (ended && !busy && !queue.length) {
-    process.stdout.write('', function () { process.exit(0) })
-  }
-}
-
-let buf = ''
-process.stdin.setEncoding('utf8')
-process.stdin.on('data', function (chunk) {
-  buf += chunk
-  let i
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i).replace(/\r$/, '')
-    buf = buf.slice(i + 1)
-    if (line.trim() !== '') queue.push(line)
-  }
-  pump()
-})
-process.stdin.on('end', function () {
-  if (buf.trim() !== '') queue.push(buf)
-  buf = ''
-  ended = true
-  pump()
-})
-process.stdout.on('error', function () { process.exit(0) })
+drive(handlers, null)
 
 out({ ev: 'ready', id: args.id })

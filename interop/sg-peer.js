@@ -38,6 +38,8 @@
  *   {"ev":"crash","message":M}           an uncaught exception; the peer then exits 1
  */
 
+const { out, withTag, drive } = require('./lib/driver')
+
 const net = require('net')
 const util = require('util')
 
@@ -55,10 +57,6 @@ const Gossip = require('secure-gossip')
 function die (msg) {
   process.stderr.write('sg-peer: ' + msg + '\n')
   process.exit(2)
-}
-
-function out (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
 const args = { interval: 100 }
@@ -83,7 +81,6 @@ gossip.on('message', function (msg, info) {
 const conns = new Map() // N -> {sock, stream}
 const servers = []
 let nextConn = 1
-let exiting = false
 
 function attach (n, sock) {
   const stream = gossip.createPeerStream()
@@ -175,88 +172,16 @@ const handlers = {
 
   exit: function (cmd) {
     out(withTag({ ev: 'ok' }, cmd))
-    shutdown()
+    driver.stop()
     return 'async'
   }
 }
 
-function withTag (reply, cmd) {
-  if (cmd && Object.prototype.hasOwnProperty.call(cmd, 'tag')) reply.tag = cmd.tag
-  return reply
-}
 
-// Commands run one at a time so that replies come in command order.
-const queue = []
-let busy = false
-
-function pump () {
-  while (!busy && queue.length && !exiting) {
-    const line = queue.shift()
-    let cmd
-    try {
-      cmd = JSON.parse(line)
-    } catch (err) {
-      out({ ev: 'cmdError', op: null, message: 'bad JSON: ' + err.message })
-      continue
-    }
-    const op = cmd && cmd.op
-    const h = Object.prototype.hasOwnProperty.call(handlers, op) ? handlers[op] : null
-    if (!h) {
-      out(withTag({ ev: 'cmdError', op: op === undefined ? null : op, message: 'unknown op' }, cmd))
-      continue
-    }
-    busy = true
-    let done = false
-    const reply = function (r) {
-      if (done) return
-      done = true
-      out(withTag(r, cmd))
-      busy = false
-      if (!exiting) setImmediate(pump)
-    }
-    let r
-    try {
-      r = h(cmd, reply)
-    } catch (err) {
-      reply({ ev: 'cmdError', op: op, message: String(err && err.message) })
-      continue
-    }
-    if (r !== 'async') reply(r)
-  }
-}
-
-function shutdown () {
-  if (exiting) return
-  exiting = true
+const driver = drive(handlers, function () {
   gossip.stop()
   for (const s of servers) { try { s.close() } catch (e) {} }
   for (const c of conns.values()) { try { c.sock.destroy() } catch (e) {} }
-  process.stdout.write('', function () { process.exit(0) })
-}
-
-let buf = ''
-process.stdin.setEncoding('utf8')
-process.stdin.on('data', function (chunk) {
-  buf += chunk
-  let i
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i).replace(/\r$/, '')
-    buf = buf.slice(i + 1)
-    if (line.trim() !== '') queue.push(line)
-  }
-  pump()
 })
-process.stdin.on('end', function () {
-  if (buf.trim() !== '') queue.push(buf)
-  buf = ''
-  pump()
-  const wait = function () {
-    if (exiting) return
-    if (busy || queue.length) return setTimeout(wait, 10)
-    shutdown()
-  }
-  wait()
-})
-process.stdout.on('error', function () { process.exit(0) })
 
 out({ ev: 'ready', public: keys.public })
