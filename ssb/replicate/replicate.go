@@ -536,15 +536,22 @@ type PeerProgress struct {
 func (r *Replicator) Peers() []PeerProgress {
 	r.mu.Lock()
 	out := []PeerProgress{}
-	clocks := make(map[*peer]map[refs.Feed]int64)
+	at := make(map[*peer]int, len(r.peers))
 	for p := range r.peers {
 		mode := "starting"
 		if p.legacy {
 			mode = "legacy"
 		}
+		at[p] = len(out)
 		out = append(out, PeerProgress{Peer: p.id.String(), Mode: mode, Received: p.received})
 	}
+	clocks := make(map[int]map[refs.Feed]int64)
 	for es := range r.ebts {
+		i, ok := at[es.p]
+		if !ok {
+			continue
+		}
+		out[i].Mode = "ebt"
 		es.mu.Lock()
 		c := make(map[refs.Feed]int64)
 		for f, seq := range es.theirs {
@@ -553,20 +560,14 @@ func (r *Replicator) Peers() []PeerProgress {
 			}
 		}
 		es.mu.Unlock()
-		clocks[es.p] = c
+		clocks[i] = c
 	}
 	r.mu.Unlock()
-	for i := range out {
-		for p, c := range clocks {
-			if p.id.String() != out[i].Peer {
-				continue
-			}
-			out[i].Mode = "ebt"
-			for f, seq := range c {
-				if ahead := seq - r.latest(f); ahead > 0 {
-					out[i].AheadFeeds++
-					out[i].Ahead += ahead
-				}
+	for i, c := range clocks { // store reads without the lock
+		for f, seq := range c {
+			if ahead := seq - r.latest(f); ahead > 0 {
+				out[i].AheadFeeds++
+				out[i].Ahead += ahead
 			}
 		}
 	}
