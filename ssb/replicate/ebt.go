@@ -233,19 +233,7 @@ func (es *ebtSession) appendFeed(f refs.Feed, ch <-chan []byte) {
 		if broken {
 			continue
 		}
-		batch = append(batch[:0], raw)
-	more:
-		for len(batch) < batchSize {
-			select {
-			case raw, ok := <-ch:
-				if !ok {
-					break more
-				}
-				batch = append(batch, raw)
-			default:
-				break more
-			}
-		}
+		batch = gather(append(batch[:0], raw), ch)
 		dups, err := es.r.append(es.p, f, batch)
 		if dups > 0 {
 			es.duplicates(f)

@@ -408,23 +408,28 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 		}
 	}()
 	for raw := range msgs {
-		batch := [][]byte{raw}
-	more:
-		for len(batch) < batchSize {
-			select {
-			case raw, ok := <-msgs:
-				if !ok {
-					break more
-				}
-				batch = append(batch, raw)
-			default:
-				break more
-			}
-		}
+		batch := gather([][]byte{raw}, msgs)
 		if _, err := r.append(p, f, batch); err != nil {
 			return
 		}
 	}
+}
+
+// gather adds to batch what has arrived on ch, without waiting, up to
+// batchSize messages.
+func gather(batch [][]byte, ch <-chan []byte) [][]byte {
+	for len(batch) < batchSize {
+		select {
+		case raw, ok := <-ch:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, raw)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // append stores a batch from a peer; on an invalid message it stores the
