@@ -27,13 +27,13 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/sbotrun"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -200,21 +200,11 @@ func replicateOne(ctx context.Context, src, dst *peer, author *keys.KeyPair, raw
 func start(ctx context.Context, kind, dir string, caps [32]byte, interop string) (*peer, error) {
 	capsB64 := base64.StdEncoding.EncodeToString(caps[:])
 	if kind == "go" || kind == "go-legacy" {
-		srv, err := server.Open(server.Config{Path: dir, Host: "127.0.0.1", Caps: capsB64, NoEBT: kind == "go-legacy"}, nil)
+		run, err := sbotrun.Start(ctx, server.Config{Path: dir, Caps: capsB64, NoEBT: kind == "go-legacy"})
 		if err != nil {
 			return nil, err
 		}
-		sctx, stop := context.WithCancel(ctx)
-		ready := make(chan net.Addr, 1)
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(sctx, func(a net.Addr) { ready <- a }) }()
-		addr := (<-ready).String()
-		halt := func() { stop(); <-served; srv.Close() }
-		id, err := keys.Load(filepath.Join(dir, "secret"))
-		if err != nil {
-			halt()
-			return nil, err
-		}
+		addr, id, halt := run.Addr, run.Owner, run.Stop
 		c, err := client.Dial(ctx, addr, caps, id, id.Public, nil)
 		if err != nil {
 			halt()

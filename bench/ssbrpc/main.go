@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/sbotrun"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -81,26 +82,17 @@ func run(n, conns int, interop string) error {
 	}
 
 	// This project's server.
-	srv, err := server.Open(server.Config{Path: filepath.Join(tmp, "go"), Host: "127.0.0.1", Caps: capsB64}, nil)
+	srv, err := sbotrun.Start(ctx, server.Config{Path: filepath.Join(tmp, "go"), Caps: capsB64})
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer srv.Stop()
 	for i := 0; i < len(raws); i += 1000 {
 		if _, err := srv.Store().Append(ctx, raws[i:min(i+1000, len(raws))]...); err != nil {
 			return fmt.Errorf("loading the Go server: %w", err)
 		}
 	}
-	sctx, stop := context.WithCancel(ctx)
-	ready := make(chan net.Addr, 1)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, func(a net.Addr) { ready <- a }) }()
-	defer func() { stop(); <-served }()
-	goOwner, err := keys.Load(filepath.Join(tmp, "go", "secret"))
-	if err != nil {
-		return err
-	}
-	goTarget := target{"go server (sbot)", (<-ready).String(), goOwner}
+	goTarget := target{"go server (sbot)", srv.Addr, srv.Owner}
 
 	// JavaScript ssb-server, loaded with the same feed.
 	js, err := ssbtest.StartJSServer(ctx, ssbtest.ExecStarter(ctx, interop), filepath.Join(tmp, "js"), caps)
