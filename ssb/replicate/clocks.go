@@ -38,17 +38,31 @@ func (r *Replicator) loadClock(peer refs.Feed) map[refs.Feed]int64 {
 		}
 		return clock
 	}
-	var m map[string]int64
-	if len(b) > maxClockFile || json.Unmarshal(b, &m) != nil {
-		r.log.Warn("replicate: a peer's clock file is unreadable; ignored", "peer", peer.String())
-		return clock
+	clock, err = parseClock(b)
+	if err != nil {
+		r.log.Warn("replicate: a peer's clock file is unreadable; ignored", "peer", peer.String(), "err", err)
+		return make(map[refs.Feed]int64)
 	}
+	return clock
+}
+
+// parseClock reads a clock file; entries that are not a feed id with a
+// sequence of -1 or more are left out.
+func parseClock(b []byte) (map[refs.Feed]int64, error) {
+	if len(b) > maxClockFile {
+		return nil, fmt.Errorf("replicate: clock file of %d bytes", len(b))
+	}
+	var m map[string]int64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("replicate: clock file: %w", err)
+	}
+	clock := make(map[refs.Feed]int64, len(m))
 	for id, seq := range m {
 		if f, err := refs.ParseFeed(id); err == nil && seq >= -1 {
 			clock[f] = seq
 		}
 	}
-	return clock
+	return clock, nil
 }
 
 // saveClock stores the clock of peer, replacing the file atomically.
