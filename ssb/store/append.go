@@ -44,6 +44,8 @@ type request struct {
 	create func(prev message.FeedState) (*message.Message, error)
 	bytes  int
 	done   chan error // buffered; receives exactly one reply
+	// replied is set by the committer once done has the reply.
+	replied bool
 }
 
 // Append validates raws, messages as JSON (compact or not, as received
@@ -175,6 +177,10 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	case s.closed:
 		s.mu.Unlock()
 		return fmt.Errorf("store: append: %w", ErrClosed)
+	case s.damaged != nil:
+		err := s.damaged
+		s.mu.Unlock()
+		return fmt.Errorf("store: append: %w", err)
 	case s.failed != nil:
 		err := s.failed
 		s.mu.Unlock()

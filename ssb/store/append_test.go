@@ -378,7 +378,7 @@ func TestTransactionJudgesEachCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(tx, 0, 0, time.Now)
+	w := newWriter(tx, 0, 0, s.cfg.nowMS)
 	calls := []struct {
 		msgs []*message.Message
 		want error
@@ -392,7 +392,7 @@ func TestTransactionJudgesEachCall(t *testing.T) {
 		{ms[4:], nil},
 	}
 	for i, c := range calls {
-		err := w.apply(&request{ctx: context.Background(), msgs: c.msgs})
+		err := w.apply(s, &request{ctx: context.Background(), msgs: c.msgs})
 		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 			t.Fatalf("call %d: %v, want %v", i, err, c.want)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -46,27 +47,62 @@ func (s *Store) commitLoop() {
 // replies to every request.
 func (s *Store) commit(batch []*request) {
 	s.mu.Lock()
-	failed := s.failed
+	failed, damaged := s.failed, s.damaged
 	s.mu.Unlock()
+	if damaged != nil {
+		replyAll(batch, fmt.Errorf("store: append: %w", damaged))
+		return
+	}
 	if failed != nil {
 		replyAll(batch, fmt.Errorf("store: append: %w: %w", ErrFailed, failed))
 		return
 	}
-	start := time.Now()
-	tx, err := s.db.Begin(true)
+	// A damaged page met while the transaction reads the B+trees panics
+	// (or faults) in bbolt: the guard rolls the transaction back, marks
+	// the store damaged and fails the calls not yet answered.
+	var tx *bolt.Tx
+	err := s.guard("append", func() error {
+		defer func() {
+			if r := recover(); r != nil {
+				if tx != nil && tx.DB() != nil {
+					func() {
+						defer func() { recover() }() // the rollback meets the same damage
+						tx.Rollback()
+					}()
+				}
+				panic(r)
+			}
+		}()
+		var err error
+		tx, err = s.db.Begin(true)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		s.commitTx(tx, batch)
+		return nil
+	})
 	if err != nil {
-		replyAll(batch, fmt.Errorf("store: append: begin: %w", err))
-		return
+		for _, r := range batch {
+			if !r.replied {
+				r.reply(fmt.Errorf("store: append: %w", err))
+			}
+		}
 	}
-	w := newWriter(tx, s.Durable(), s.lastTS, s.cfg.now)
+}
+
+// commitTx writes the acceptable requests of batch in tx and replies to
+// each.
+func (s *Store) commitTx(tx *bolt.Tx, batch []*request) {
+	start := time.Now()
+	w := newWriter(tx, s.Durable(), s.lastTS, s.cfg.nowMS)
 	accepted := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- fmt.Errorf("store: append: %w", err)
+			r.reply(fmt.Errorf("store: append: %w", err))
 			continue
 		}
-		if err := w.apply(r); err != nil {
-			r.done <- err
+		if err := w.apply(s, r); err != nil {
+			r.reply(err)
 			continue
 		}
 		accepted = append(accepted, r)
@@ -96,15 +132,21 @@ func (s *Store) commit(batch []*request) {
 	s.appended.Add(uint64(w.count))
 	s.published(w.next - 1)
 	for _, r := range accepted {
-		r.done <- nil
+		r.reply(nil)
 	}
 	s.log.Debug("store: commit", "calls", len(accepted), "messages", w.count, "took", time.Since(start))
 }
 
 func replyAll(rs []*request, err error) {
 	for _, r := range rs {
-		r.done <- err
+		r.reply(err)
 	}
+}
+
+// reply sends r its outcome.
+func (r *request) reply(err error) {
+	r.replied = true
+	r.done <- err
 }
 
 // A writer applies requests to one write transaction. It checks each
@@ -122,7 +164,7 @@ type writer struct {
 	puts    [numIndexes][]kv       // staged puts, by index
 	next    uint64                 // next receive sequence
 	lastTS  float64
-	now     func() time.Time
+	now     func() float64 // the receive clock, ms
 	count   int
 }
 
@@ -157,7 +199,7 @@ const (
 
 var putBuckets = [numIndexes][]byte{bucketLog, bucketFeed, bucketID, bucketClaimed, bucketType}
 
-func newWriter(tx *bolt.Tx, durable uint64, lastTS float64, now func() time.Time) *writer {
+func newWriter(tx *bolt.Tx, durable uint64, lastTS float64, now func() float64) *writer {
 	return &writer{
 		tx:     tx,
 		feed:   tx.Bucket(bucketFeed),
@@ -172,7 +214,7 @@ func newWriter(tx *bolt.Tx, durable uint64, lastTS float64, now func() time.Time
 // apply checks r's messages against the heads and stages their puts. Its
 // error, an *AppendError (or ErrCorrupt), rejects r alone: nothing of r
 // is staged.
-func (w *writer) apply(r *request) error {
+func (w *writer) apply(s *Store, r *request) error {
 	w.undo = w.undo[:0]
 	w.request++
 	if r.create != nil {
@@ -180,7 +222,7 @@ func (w *writer) apply(r *request) error {
 		if err != nil {
 			return err
 		}
-		m, err := r.create(p.state)
+		m, err := s.create(r, p.state)
 		if err == nil {
 			err = sane(m)
 		}
@@ -296,7 +338,7 @@ var noValue = []byte{}
 // sequence and timestamp, and stages its log record and index entries.
 func (w *writer) stage(m *message.Message) {
 	seq := w.next
-	ts := nextTimestamp(float64(w.now().UnixNano())/1e6, w.lastTS)
+	ts := nextTimestamp(w.now(), w.lastTS)
 	resolved := resolvedTimestamp(m.Timestamp, ts)
 
 	// bbolt keeps the slices it is given until the commit: one allocation
@@ -355,4 +397,17 @@ func (w *writer) flush() error {
 		}
 	}
 	return nil
+}
+
+// create runs r's create function, Publish's caller's code: a panic in it
+// is the caller's bug, not damage of the store, so it fails the call
+// (logged with its stack) instead of reaching the guard of the commit.
+func (s *Store) create(r *request, prev message.FeedState) (m *message.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("store: publish: the create function panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("store: publish: create panicked: %v", p)
+		}
+	}()
+	return r.create(prev)
 }

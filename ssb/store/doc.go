@@ -67,4 +67,31 @@
 //
 // Get, Latest and Feeds read single records. Check verifies the whole
 // database, like fsck.
+//
+// # Damage
+//
+// bbolt trusts its file: it follows page ids and offsets into its memory
+// map unchecked, so a truncated file faults (SIGBUS) and a damaged page
+// panics ("page expected to be …"). The store never lets either crash the
+// process:
+//
+//   - Open checks the file before bbolt maps it, reading it with pread,
+//     never through a map: the meta pages, the file's length against the
+//     pages the meta page counts, the freelist, and the structure of every
+//     page of every bucket's B+tree (page ids and types, element offsets
+//     within the page, key order, child ids within the file, no page
+//     reached twice or reached and free). This reads the whole file once:
+//     about 150 ms per 100,000 messages (BenchmarkOpenCheck). It does not
+//     read the values: Check does. A damaged file fails Open with a
+//     *DamageError wrapping ErrDamaged that says what is wrong.
+//   - Every read and commit runs with runtime/debug.SetPanicOnFault, so a
+//     fault on the map (the file truncated or damaged while open, an I/O
+//     error) is a panic of that goroutine; the store recovers bbolt's
+//     panics, rolls the transaction back, logs the panic with its stack
+//     and marks itself damaged: that call and every later one fail with
+//     the *DamageError (see Damaged) until the store is closed.
+//   - Repair rebuilds the store from every log record it can still read
+//     and whose message still validates, in a new file swapped in
+//     atomically, the damaged file kept beside it, and reports what it
+//     kept and lost per feed.
 package store

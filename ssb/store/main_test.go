@@ -8,11 +8,14 @@ import (
 )
 
 // TestMain runs the crash test's child when the parent asks for it (see
-// TestCrash), and otherwise the tests, failing them if any goroutine
+// TestCrash), or the damage tests' child (see runDamageChild), and otherwise the tests, failing them if any goroutine
 // outlives them.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
+	}
+	if spec := os.Getenv(damageChildEnv); spec != "" {
+		os.Exit(damageChild(spec))
 	}
 	goleak.VerifyTestMain(m)
 }

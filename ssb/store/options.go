@@ -32,6 +32,17 @@ type config struct {
 	queue         int
 	lockTimeout   time.Duration
 	now           func() time.Time
+	// replay, set by Repair only, replaces now with the receive
+	// timestamps (ms) of the records it copies.
+	replay func() float64
+}
+
+// nowMS is the receive clock in milliseconds.
+func (c *config) nowMS() float64 {
+	if c.replay != nil {
+		return c.replay()
+	}
+	return float64(c.now().UnixNano()) / 1e6
 }
 
 func defaultConfig() config {

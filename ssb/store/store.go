@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -53,6 +54,7 @@ var (
 type Store struct {
 	db      *bolt.DB
 	dir     string
+	path    string // the database file
 	cfg     config
 	log     *slog.Logger
 	reqs    chan *request
@@ -61,6 +63,7 @@ type Store struct {
 	mu      sync.Mutex
 	closed  bool
 	failed  error         // set once a commit fails
+	damaged *DamageError  // set once a read or commit met a damaged file
 	durable uint64        // receive seq of the last durable message
 	notify  chan struct{} // closed and replaced after each commit
 	done    chan struct{} // closed by Close: wakes live readers
@@ -76,6 +79,17 @@ type Store struct {
 // Open opens the store in directory dir, creating both if needed. It fails
 // with ErrLocked after the lock timeout (WithLockTimeout) when another
 // Store holds the directory.
+//
+// Before bbolt maps the file, Open checks it (see verifyFile): the meta
+// pages, the file's length against the pages the meta page counts (a
+// truncated file would fault inside bbolt), the freelist, and the
+// structure of every page of every bucket's B+tree — page ids, types,
+// element offsets within their page, key order, no page reachable twice
+// or both reachable and free. It reads the whole file once (about 150
+// ms per 100,000 messages when the file is in the page cache). A damaged
+// file fails Open with a *DamageError wrapping ErrDamaged, which says what
+// is wrong; Repair rebuilds the store. Open does not read the values:
+// damage inside a record is found by Check, or by the read that meets it.
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -87,29 +101,55 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      cfg.lockTimeout,
-		FreelistType: bolt.FreelistMapType,
-		NoSync:       false, // acknowledged means fsynced
+	log := cfg.logger.With("store", path)
+	start := time.Now()
+	pages, err := verifyLocked(path, cfg.lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("store: file checked", "pages", pages, "took", time.Since(start))
+	s := &Store{
+		dir:     dir,
+		path:    path,
+		cfg:     cfg,
+		log:     log,
+		reqs:    make(chan *request, cfg.queue),
+		stopped: make(chan struct{}),
+		notify:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	// bbolt reads the meta pages and the freelist as it opens: the check
+	// above makes that safe, the guard keeps it from crashing anyway. A
+	// panic leaves the file open inside bbolt: close it to drop the lock.
+	var file *os.File
+	err = s.guard("open", func() error {
+		var err error
+		s.db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      cfg.lockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			NoSync:       false, // acknowledged means fsynced
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				file = f
+				return f, err
+			},
+		})
+		return err
 	})
+	if errors.Is(err, ErrDamaged) {
+		if file != nil {
+			file.Close()
+		}
+		return nil, err
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, cfg.lockTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{
-		db:      db,
-		dir:     dir,
-		cfg:     cfg,
-		log:     cfg.logger.With("store", path),
-		reqs:    make(chan *request, cfg.queue),
-		stopped: make(chan struct{}),
-		notify:  make(chan struct{}),
-		done:    make(chan struct{}),
-	}
-	if err := s.init(); err != nil {
-		db.Close()
+	if err := s.guard("open", s.init); err != nil {
+		s.db.Close()
 		return nil, err
 	}
 	go s.commitLoop()
@@ -210,9 +250,13 @@ func (s *Store) published(seq uint64) {
 }
 
 // view runs fn in a read transaction, mapping a closed database to
-// ErrClosed.
+// ErrClosed. A damaged store fails at once; a panic or fault while fn
+// reads marks it damaged (see guard).
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	err := s.db.View(fn)
+	if err := s.checkDamaged(); err != nil {
+		return err
+	}
+	err := s.guard("read", func() error { return s.db.View(fn) })
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
@@ -361,3 +405,26 @@ func nextTimestamp(now, last float64) float64 {
 	}
 	return next
 }
+
+// verifyLocked checks the file at path with verifyFile while holding the
+// lock bbolt takes, so that no other store writes it meanwhile. It returns
+// the number of pages read.
+func verifyLocked(path string, timeout time.Duration) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := lockFile(f, timeout); errors.Is(err, errLockTimeout) {
+		return 0, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, timeout)
+	} else if err != nil {
+		return 0, fmt.Errorf("store: open %s: lock: %w", path, err)
+	}
+	defer unlockFile(f)
+	return verifyFile(path)
+}
+
+var errLockTimeout = errors.New("store: lock timeout")
