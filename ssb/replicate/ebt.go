@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/store"
@@ -96,14 +97,15 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 	if json.Unmarshal(req.Args, &args) != nil || len(args) == 0 || args[0].Version != 3 || args[0].Format != "" && args[0].Format != "classic" {
 		return ErrEBTVersion
 	}
-	if r.NoEBT {
-		return errors.New("ebt.replicate is turned off here")
-	}
 	p := r.peerOf(ctx, e)
 	if p == nil {
 		return errors.New("replicate: ebt.replicate on a connection that does not replicate")
 	}
 	defer p.sessions.Done()
+	p.heard.fire()
+	if r.NoEBT {
+		return errors.New("ebt.replicate is turned off here")
+	}
 	p.ebtOnce.Do(func() { close(p.ebtCalled) })
 	_, err := r.ebt(ctx, p, req.Stream(), true)
 	return err
@@ -166,7 +168,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 			es.lastMsg = time.Now()
 			es.mu.Unlock()
 			select {
-			case in <- inMsg{msg.author, pkt.Body}:
+			case in <- inMsg{msg.author, msg.seq, pkt.Body}:
 			case <-ctx.Done():
 				return !first, ctx.Err()
 			}
@@ -195,6 +197,7 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 // inMsg is a received message waiting to be appended.
 type inMsg struct {
 	author refs.Feed
+	seq    int64
 	raw    []byte
 }
 
@@ -204,17 +207,17 @@ type inMsg struct {
 // appends together, so many feeds share each fsync, and each appender
 // appends what has arrived for its feed in one batch.
 func (es *ebtSession) appendLoop(in <-chan inMsg) {
-	feeds := make(map[refs.Feed]chan []byte)
+	feeds := make(map[refs.Feed]chan inMsg)
 	var wg sync.WaitGroup
 	for m := range in {
 		ch := feeds[m.author]
 		if ch == nil {
-			ch = make(chan []byte, batchSize)
+			ch = make(chan inMsg, batchSize)
 			feeds[m.author] = ch
 			f := m.author
 			wg.Go(func() { es.appendFeed(f, ch) })
 		}
-		ch <- m.raw
+		ch <- m
 	}
 	for _, ch := range feeds {
 		close(ch)
@@ -223,23 +226,85 @@ func (es *ebtSession) appendLoop(in <-chan inMsg) {
 }
 
 // appendFeed appends the messages of one feed in batches of what has
-// arrived. After an invalid message the rest are dropped (the chain is
-// broken there). A feed that brings duplicates from a peer not chosen for
-// it is told to stop.
-func (es *ebtSession) appendFeed(f refs.Feed, ch <-chan []byte) {
-	broken := false
-	batch := make([][]byte, 0, batchSize)
-	for raw := range ch {
-		if broken {
+// arrived. After a message out of order, the feed's messages are dropped
+// until it is asked again (reask, after reaskBackoff, doubled at each
+// re-ask, at most maxReasks times per session), and then until the peer
+// starts over with the next message; after another invalid message, or
+// too many out of order, the rest are dropped (the chain is broken
+// there). A feed that brings duplicates from a peer not chosen for it is
+// told to stop.
+func (es *ebtSession) appendFeed(f refs.Feed, ch <-chan inMsg) {
+	var (
+		broken  bool
+		reasks  int
+		reaskAt <-chan time.Time // set while waiting to ask again
+		resync  bool             // asked again: waiting for the next message
+	)
+	batch := make([]inMsg, 0, batchSize)
+	raws := make([][]byte, 0, batchSize)
+	for {
+		var m inMsg
+		select {
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			m = msg
+		case <-reaskAt:
+			reaskAt = nil
+			resync = es.reask(f)
 			continue
 		}
-		batch = gather(append(batch[:0], raw), ch)
-		dups, err := es.r.append(es.p, f, batch)
+		if broken || reaskAt != nil {
+			continue
+		}
+		if resync {
+			// Messages sent before the peer had the re-ask are
+			// dropped: what it sends since starts at the next one.
+			if m.seq != es.r.latest(f)+1 {
+				continue
+			}
+			resync = false
+		}
+		batch = gather(append(batch[:0], m), ch)
+		raws = raws[:0]
+		for _, b := range batch {
+			raws = append(raws, b.raw)
+		}
+		dups, err := es.r.append(es.p, f, raws)
 		if dups > 0 {
 			es.duplicates(f)
 		}
-		broken = err != nil
+		switch {
+		case err == nil:
+		case errors.Is(err, message.ErrSequence) && reasks < maxReasks:
+			reaskAt = time.After(reaskBackoff << reasks)
+			reasks++
+		default:
+			if errors.Is(err, message.ErrSequence) {
+				es.r.log.Info("replicate: a peer keeps sending messages out of order; not asking it again this session",
+					"peer", es.p.id.String(), "feed", f.String())
+			}
+			broken = true
+		}
 	}
+}
+
+// reask asks the peer again for f, from the latest message stored, if
+// this session is the one f is received from, and reports whether it did.
+func (es *ebtSession) reask(f refs.Feed) bool {
+	r := es.r
+	ours := r.latest(f)
+	r.mu.Lock()
+	es.mu.Lock()
+	rx := es.rx[f] && r.rxFrom[f] == es
+	es.mu.Unlock()
+	r.mu.Unlock()
+	if !rx {
+		return false
+	}
+	r.log.Debug("replicate: asking again after a message out of order", "peer", es.p.id.String(), "feed", f.String(), "from", ours+1)
+	return es.sendNote(map[refs.Feed]int64{f: note(ours, true)}, false) == nil
 }
 
 type msgHead struct {

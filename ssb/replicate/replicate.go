@@ -7,7 +7,9 @@
 // whenever a contact message is stored, so replication widens as follows
 // arrive. Invalid messages from a peer (bad signature, a fork, a gap) end
 // that feed's stream from that peer, are logged and counted, and do not
-// stop other feeds or peers.
+// stop other feeds or peers. After a message out of order, the feed is
+// asked again from the peer, from where it stopped, a bounded number of
+// times with back-off.
 package replicate
 
 import (
@@ -46,6 +48,7 @@ type Replicator struct {
 	wanted   map[refs.Feed]bool
 	peers    map[*peer]struct{}
 	byConn   map[*muxrpc.Endpoint]*peer
+	heard    map[*muxrpc.Endpoint]*event // of each connection AddPeer was given, until it is done with it
 	ebts     map[*ebtSession]struct{}
 	rxFrom   map[refs.Feed]*ebtSession // the EBT session each feed is received from
 	wantGen  int                       // counts changes of wanted
@@ -99,6 +102,7 @@ type peer struct {
 	legacy    bool          // replicating with createHistoryStream
 	ebtCalled chan struct{} // closed when the peer calls ebt.replicate
 	ebtOnce   sync.Once
+	heard     *event         // the peer has called us (Heard)
 	sessions  sync.WaitGroup // EBT sessions running on the connection
 	gone      chan struct{}  // closed once unregistered
 	received  int64          // messages received from the peer (r.mu)
@@ -119,6 +123,7 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 		wanted: map[refs.Feed]bool{self: true},
 		peers:  make(map[*peer]struct{}),
 		byConn: make(map[*muxrpc.Endpoint]*peer),
+		heard:  make(map[*muxrpc.Endpoint]*event),
 		ebts:   make(map[*ebtSession]struct{}),
 		rxFrom: make(map[refs.Feed]*ebtSession),
 		errors: make(map[refs.Feed]error),
@@ -217,8 +222,18 @@ func (r *Replicator) update() {
 // answers the peer's ebt.replicate (ServeEBT), and falls back to legacy if
 // the peer has not called it within EBTWait.
 func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) {
+	// Recorded now, so that Heard finds it for the connection's first call.
+	heard := &event{ch: make(chan struct{})}
+	r.mu.Lock()
+	r.heard[e] = heard
+	r.mu.Unlock()
 	r.wg.Go(func() {
-		p := r.register(ctx, e, id, dialer)
+		defer func() {
+			r.mu.Lock()
+			delete(r.heard, e)
+			r.mu.Unlock()
+		}()
+		p := r.register(ctx, e, id, dialer, heard)
 		if p == nil {
 			r.log.Info("replicate: a second connection with a peer; replicating on the other", "peer", id.String())
 			return
@@ -230,8 +245,25 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 			case <-e.Done():
 			}
 		}
-		if r.NoEBT {
-			// legacy at once
+		if r.NoEBT && !dialer {
+			// The peer dialed: ask only once it has called us (its
+			// ebt.replicate, refused, or anything else), or after
+			// EBTWait. Until it has, its connection handlers may not
+			// be set up: ssb-replicate starts asking for our feeds on
+			// the first createHistoryStream call it sees on a
+			// connection, and misses one that arrives with the end of
+			// the handshake, before its rpc:connect listeners exist;
+			// it then never asks.
+			select {
+			case <-p.heard.ch:
+			case <-time.After(EBTWait):
+			case <-ctx.Done():
+				return
+			case <-e.Done():
+				return
+			}
+		} else if r.NoEBT {
+			// we dialed: legacy at once
 		} else if dialer {
 			s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
 			if err == nil {
@@ -271,7 +303,7 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 // new one replaces it (the old is closed, and register waits for it to
 // wind up); if each side dialed one, the connection dialed by the side
 // with the smaller key is kept.
-func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) *peer {
+func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool, heard *event) *peer {
 	for {
 		r.mu.Lock()
 		var old *peer
@@ -282,7 +314,7 @@ func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.F
 		}
 		if old == nil {
 			p := &peer{e: e, id: id, ctx: ctx, dialer: dialer, asking: make(map[refs.Feed]bool),
-				ebtCalled: make(chan struct{}), gone: make(chan struct{})}
+				ebtCalled: make(chan struct{}), heard: heard, gone: make(chan struct{})}
 			r.peers[p] = struct{}{}
 			r.byConn[e] = p
 			r.mu.Unlock()
@@ -305,6 +337,28 @@ func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.F
 		}
 	}
 }
+
+// Heard records that the peer on connection e (given to AddPeer) has
+// called a method on it. With NoEBT, a peer that dialed us is asked for
+// feeds only once it has, or EBTWait has passed: see AddPeer. ServeEBT
+// calls it; the server calls it for the peer's createHistoryStream. It
+// does not block, and does nothing for other connections.
+func (r *Replicator) Heard(e *muxrpc.Endpoint) {
+	r.mu.Lock()
+	ev := r.heard[e]
+	r.mu.Unlock()
+	if ev != nil {
+		ev.fire()
+	}
+}
+
+// An event happens once; ch is closed when it does.
+type event struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (ev *event) fire() { ev.once.Do(func() { close(ev.ch) }) }
 
 // peerOf returns the replicating peer of a connection, waiting up to
 // EBTWait for AddPeer to register it.
@@ -353,20 +407,59 @@ func (r *Replicator) askLocked(p *peer) {
 	}
 }
 
-// fetch streams feed f from peer p into the store.
+// A message out of order (a peer that sends 1, 3, 2, 4) ends its stream
+// (legacy) or is dropped with what follows it (EBT); the feed is then
+// asked again from the peer, from the latest message stored, after
+// reaskBackoff, doubled at each re-ask, at most maxReasks times per feed
+// per connection: a peer that keeps sending such messages cannot make us
+// ask in a loop.
+const (
+	reaskBackoff = 250 * time.Millisecond
+	maxReasks    = 3
+)
+
+// fetch streams feed f from peer p into the store, asking again after a
+// message out of order.
 func (r *Replicator) fetch(p *peer, f refs.Feed) {
 	// A stream that ends cleanly may be asked for again (on the next
 	// change of the wanted feeds); one the peer refused or broke is not
 	// asked again on this connection, or a peer that refuses
 	// createHistoryStream would be asked once per contact message.
-	var refused atomic.Bool
+	refused := false
 	defer func() {
-		if !refused.Load() {
+		if !refused {
 			r.mu.Lock()
 			delete(p.asking, f)
 			r.mu.Unlock()
 		}
 	}()
+	for reasks := 0; ; reasks++ {
+		var err error
+		refused, err = r.fetchOnce(p, f)
+		if !errors.Is(err, message.ErrSequence) {
+			return
+		}
+		if reasks == maxReasks {
+			r.log.Info("replicate: a peer keeps sending messages out of order; not asking it again on this connection",
+				"peer", p.id.String(), "feed", f.String())
+			refused = true
+			return
+		}
+		select {
+		case <-time.After(reaskBackoff << reasks):
+		case <-p.ctx.Done():
+			return
+		case <-p.e.Done():
+			return
+		}
+		r.log.Debug("replicate: asking again after a message out of order", "peer", p.id.String(), "feed", f.String())
+	}
+}
+
+// fetchOnce streams feed f from peer p into the store, from the latest
+// message stored, until the stream ends. It reports whether the peer
+// refused or broke the stream, and the error of an invalid message.
+func (r *Replicator) fetchOnce(p *peer, f refs.Feed) (refused bool, invalid error) {
 	seq := int64(1)
 	if h, err := r.store.Latest(f); err == nil {
 		seq = h.State.Sequence + 1
@@ -378,11 +471,11 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 	r.mu.Unlock()
 	s, err := p.e.Open(muxrpc.Method{"createHistoryStream"}, muxrpc.Source, json.RawMessage(args))
 	if err != nil {
-		return
+		return false, nil
 	}
-	defer s.Close()
 	// A reader goroutine receives; this one appends what has arrived in
 	// batches, so a fast peer costs one fsync per batch, not per message.
+	var broke atomic.Bool
 	msgs := make(chan []byte, batchSize)
 	go func() {
 		defer close(msgs)
@@ -390,7 +483,7 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 			pkt, err := s.Recv(p.ctx)
 			if err != nil {
 				if !errors.Is(err, io.EOF) && p.ctx.Err() == nil {
-					refused.Store(true)
+					broke.Store(true)
 					r.log.Debug("replicate: stream ended", "peer", p.id.String(), "feed", f.String(), "err", err)
 				}
 				return
@@ -406,18 +499,20 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 		s.Close()
 		for range msgs {
 		}
+		refused = broke.Load()
 	}()
 	for raw := range msgs {
 		batch := gather([][]byte{raw}, msgs)
 		if _, err := r.append(p, f, batch); err != nil {
-			return
+			return false, err
 		}
 	}
+	return false, nil
 }
 
 // gather adds to batch what has arrived on ch, without waiting, up to
 // batchSize messages.
-func gather(batch [][]byte, ch <-chan []byte) [][]byte {
+func gather[T any](batch []T, ch <-chan T) []T {
 	for len(batch) < batchSize {
 		select {
 		case raw, ok := <-ch:
