@@ -109,6 +109,20 @@ func (w *Writer) seal(dst, chunk []byte) []byte {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.goodbyeLocked()
+}
+
+// tryClose sends the goodbye frame unless a Write is in progress (it may be
+// blocked on a peer that does not read); busy reports that it did not.
+func (w *Writer) tryClose() (busy bool, err error) {
+	if !w.mu.TryLock() {
+		return true, nil
+	}
+	defer w.mu.Unlock()
+	return false, w.goodbyeLocked()
+}
+
+func (w *Writer) goodbyeLocked() error {
 	if w.closed {
 		return nil
 	}

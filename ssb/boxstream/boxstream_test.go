@@ -244,3 +244,30 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// A Close while a Write is blocked on a peer that does not read must not
+// wait for that Write: it closes the connection, which ends the Write.
+func TestConnCloseDuringBlockedWrite(t *testing.T) {
+	a, b := net.Pipe() // unbuffered: a Write blocks until b reads
+	defer b.Close()
+	var k Keys
+	c := NewConn(a, k)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte("nobody reads this"))
+		wrote <- err
+	}()
+	// Wait until the Write holds the writer: b sees the first bytes.
+	var first [1]byte
+	if _, err := b.Read(first[:]); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-wrote; err == nil {
+		t.Fatal("the blocked Write succeeded after Close")
+	}
+}

@@ -47,10 +47,13 @@ func (c *Conn) CloseWrite() error {
 	return err
 }
 
-// Close sends goodbye (if not sent yet) and closes the connection.
+// Close sends goodbye (if not sent yet) and closes the connection. When a
+// Write is in progress (a peer that does not read can block it forever),
+// it closes the connection without goodbye, which ends that Write.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = errors.Join(c.w.Close(), c.Conn.Close())
+		_, err := c.w.tryClose()
+		c.closeErr = errors.Join(err, c.Conn.Close())
 	})
 	return c.closeErr
 }
