@@ -79,6 +79,9 @@ type Decoder struct {
 	r       io.Reader
 	maxBody uint32
 	header  [HeaderSize]byte
+	// charge, if set, is called before body bytes are allocated; an error
+	// ends the read with it.
+	charge func(n int) error
 }
 
 // NewDecoder returns a decoder that refuses bodies over maxBody bytes
@@ -89,6 +92,11 @@ func NewDecoder(r io.Reader, maxBody uint32) *Decoder {
 	}
 	return &Decoder{r: r, maxBody: maxBody}
 }
+
+// firstChunk is the part of a body allocated before its bytes arrive; the
+// buffer then doubles as they do, so a peer that announces a large body
+// and sends little costs little.
+const firstChunk = 64 << 10
 
 // Next reads the next packet. It returns io.EOF at a goodbye (any header
 // with an empty body, as packet-stream-codec reads it) and
@@ -107,18 +115,39 @@ func (d *Decoder) Next() (Packet, error) {
 	if n > d.maxBody {
 		return Packet{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, n, d.maxBody)
 	}
-	p := Packet{
-		Stream: d.header[0]&flagStream != 0,
-		End:    d.header[0]&flagEnd != 0,
-		Type:   BodyType(d.header[0] & typeMask),
-		Req:    int32(binary.BigEndian.Uint32(d.header[5:9])),
-		Body:   make([]byte, n),
-	}
-	if _, err := io.ReadFull(d.r, p.Body); err != nil {
+	body, err := d.readBody(int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return Packet{}, err
 	}
-	return p, nil
+	return Packet{
+		Stream: d.header[0]&flagStream != 0,
+		End:    d.header[0]&flagEnd != 0,
+		Type:   BodyType(d.header[0] & typeMask),
+		Req:    int32(binary.BigEndian.Uint32(d.header[5:9])),
+		Body:   body,
+	}, nil
+}
+
+// readBody reads n bytes, allocating (and charging) as they arrive: in
+// all, exactly n bytes are charged.
+func (d *Decoder) readBody(n int) ([]byte, error) {
+	body := []byte{}
+	for len(body) < n {
+		size := min(n, max(firstChunk, 2*len(body)))
+		if d.charge != nil {
+			if err := d.charge(size - len(body)); err != nil {
+				return nil, err
+			}
+		}
+		grown := make([]byte, size)
+		copy(grown, body)
+		if _, err := io.ReadFull(d.r, grown[len(body):]); err != nil {
+			return nil, err
+		}
+		body = grown
+	}
+	return body, nil
 }

@@ -11,9 +11,19 @@
 //
 // Back-pressure: each stream buffers at most StreamBuffer packets from the
 // peer; past that the connection's reader waits for the stream's consumer,
-// which in turn slows the peer through TCP. Memory per connection is thus
-// bounded by the number of open streams times StreamBuffer packets of at
-// most the body limit.
+// which in turn slows the peer through TCP.
+//
+// Limits (WithLimits) bound what a peer can make an endpoint hold, and
+// Budget shares a bound across endpoints. Bodies are read as they arrive
+// and charged to the connection's Buffer and the shared Budget until
+// consumed (read from a stream, a call's answer returned, a request
+// parsed); a reader that finds no room waits, and the connection ends after
+// BufferTimeout. Received-body memory is thus at most Buffer per
+// connection and Budget's total in all. A peer that sends nothing for
+// IdleTimeout is disconnected (pinged at half of it), one that does not read
+// what is sent to it for WriteTimeout too; open streams (MaxStreams) and
+// running async handlers (MaxCalls) are counted per connection and
+// refused past the limit with an error answer, the connection staying up.
 package muxrpc
 
 import (
@@ -25,6 +35,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -180,7 +191,11 @@ type Endpoint struct {
 	conn    io.ReadWriteCloser
 	handler Handler
 	log     *slog.Logger
-	maxBody uint32
+	lim     Limits
+	acct    *account
+
+	lastRecv      atomic.Int64 // unix nanoseconds of the last packet received
+	writeTimedOut atomic.Bool
 
 	// The writer: send appends encoded packets to pending; the flusher
 	// goroutine writes whatever has accumulated, so packets sent while a
@@ -197,6 +212,7 @@ type Endpoint struct {
 	calls   map[int32]chan Packet // our async calls by request number
 	ours    map[int32]*Stream     // our streams by request number
 	theirs  map[int32]*Stream     // the peer's streams by its request number
+	running int                   // the peer's async requests being handled
 	closed  bool
 	closing bool // Close was called
 	err     error
@@ -214,8 +230,8 @@ type Option func(*Endpoint)
 func WithLogger(l *slog.Logger) Option { return func(e *Endpoint) { e.log = l } }
 
 // WithMaxBody bounds the body of a packet from the peer (default
-// DefaultMaxBody).
-func WithMaxBody(n uint32) Option { return func(e *Endpoint) { e.maxBody = n } }
+// DefaultMaxBody); the same as Limits.MaxBody.
+func WithMaxBody(n uint32) Option { return func(e *Endpoint) { e.lim.MaxBody = n } }
 
 // NewEndpoint returns an endpoint on conn whose incoming calls go to h
 // (nil refuses every call). Run Serve to start it.
@@ -224,7 +240,6 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) *Endpoint {
 		conn:    conn,
 		handler: h,
 		log:     slog.New(slog.DiscardHandler),
-		maxBody: DefaultMaxBody,
 		nextReq: 1,
 		calls:   make(map[int32]chan Packet),
 		ours:    make(map[int32]*Stream),
@@ -234,15 +249,19 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) *Endpoint {
 	for _, o := range opts {
 		o(e)
 	}
+	if e.lim.MaxBody == 0 {
+		e.lim.MaxBody = DefaultMaxBody
+	}
+	if e.lim.MaxPending <= 0 {
+		e.lim.MaxPending = DefaultMaxPending
+	}
+	e.acct = newAccount(&e.lim)
+	e.lastRecv.Store(time.Now().UnixNano())
 	e.wcond.L = &e.wmu
 	e.flushed = make(chan struct{})
 	go e.flush()
 	return e
 }
-
-// maxPending bounds the bytes waiting to be written; a sender past it
-// waits, which carries back-pressure from the connection to the senders.
-const maxPending = 256 << 10
 
 // closeFlushTimeout bounds how long Close waits for pending packets and
 // goodbye to be written.
@@ -263,10 +282,10 @@ func (e *Endpoint) flush() {
 		buf, e.pending = e.pending, buf[:0]
 		e.wcond.Broadcast() // room for waiting senders
 		e.wmu.Unlock()
-		_, err := e.conn.Write(buf)
+		err := e.write(buf)
 		e.wmu.Lock()
 		if err != nil {
-			e.werr = fmt.Errorf("muxrpc: write: %w", err)
+			e.werr = err
 			e.pending, e.wdone = nil, true
 			e.wcond.Broadcast()
 			e.wmu.Unlock()
@@ -274,6 +293,52 @@ func (e *Endpoint) flush() {
 			return
 		}
 	}
+}
+
+// writeChunk is the progress a write must make within WriteTimeout.
+const writeChunk = 64 << 10
+
+// write writes buf in chunks, each within WriteTimeout.
+func (e *Endpoint) write(buf []byte) error {
+	for len(buf) > 0 {
+		n := min(len(buf), writeChunk)
+		var timer *time.Timer
+		if e.lim.WriteTimeout > 0 {
+			timer = time.AfterFunc(e.lim.WriteTimeout, func() {
+				e.writeTimedOut.Store(true)
+				e.shutdown(fmt.Errorf("%w: %d bytes not written in %v", ErrWriteTimeout, len(buf), e.lim.WriteTimeout))
+				e.abort()
+			})
+		}
+		_, err := e.conn.Write(buf[:n])
+		if timer != nil {
+			timer.Stop()
+		}
+		if e.writeTimedOut.Load() {
+			return fmt.Errorf("%w after %v", ErrWriteTimeout, e.lim.WriteTimeout)
+		}
+		if err != nil {
+			return fmt.Errorf("muxrpc: write: %w", err)
+		}
+		buf = buf[n:]
+	}
+	return nil
+}
+
+// abort closes the connection without waiting for a write in progress:
+// the deadlines of a net.Conn are set to now first, so that a Close that
+// says goodbye (box-stream's) does not wait behind a write to a peer that
+// does not read; and a connection with SetLinger (TCP) is reset, so that
+// what the peer did not read is dropped at once rather than kept by the
+// kernel until it gives up.
+func (e *Endpoint) abort() {
+	if l, ok := e.conn.(interface{ SetLinger(sec int) error }); ok {
+		l.SetLinger(0)
+	}
+	if d, ok := e.conn.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Now())
+	}
+	e.conn.Close()
 }
 
 // endWriter stops sends: what is pending, then goodbye if asked, is still
@@ -302,13 +367,18 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(e.ctx, func() { e.conn.Close() })
 	defer stop()
 
-	dec := NewDecoder(e.conn, e.maxBody)
+	dec := NewDecoder(e.conn, e.lim.MaxBody)
+	dec.charge = func(n int) error { return e.acct.charge(n, e.ctx.Done()) }
+	if e.lim.IdleTimeout > 0 {
+		e.wg.Go(func() { e.watchIdle(e.ctx) })
+	}
 	var err error
 	for {
 		var p Packet
 		if p, err = dec.Next(); err != nil {
 			break
 		}
+		e.lastRecv.Store(time.Now().UnixNano())
 		if err = e.dispatch(p); err != nil {
 			break
 		}
@@ -324,6 +394,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	e.endWriter(false)
 	e.conn.Close()
 	<-e.flushed
+	e.acct.close()
 	close(e.done)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -350,6 +421,7 @@ func (e *Endpoint) Close() error {
 		e.wmu.Unlock()
 	case <-time.After(closeFlushTimeout):
 		err = errors.New("muxrpc: goodbye not written in time")
+		e.abort()
 	}
 	e.shutdown(ErrClosed)
 	e.conn.Close()
@@ -395,7 +467,7 @@ func (e *Endpoint) shutdown(err error) {
 func (e *Endpoint) send(p Packet) error {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	for len(e.pending) >= maxPending && !e.wdone {
+	for len(e.pending) >= e.lim.MaxPending && !e.wdone {
 		e.wcond.Wait()
 	}
 	switch {
@@ -433,8 +505,10 @@ func (e *Endpoint) dispatch(p Packet) error {
 		e.mu.Unlock()
 		if s != nil {
 			s.receive(p)
+		} else {
+			e.acct.release(len(p.Body)) // late packets of finished calls are dropped
 		}
-		return nil // late packets of finished calls are dropped
+		return nil
 	}
 	if s, ok := e.theirs[p.Req]; ok {
 		e.mu.Unlock()
@@ -443,12 +517,16 @@ func (e *Endpoint) dispatch(p Packet) error {
 	}
 	e.mu.Unlock()
 	if p.End {
+		e.acct.release(len(p.Body))
 		return nil // the end of a stream we already closed
 	}
-	return e.request(p)
+	err := e.request(p)
+	e.acct.release(len(p.Body))
+	return err
 }
 
-// request starts a handler for a new request from the peer.
+// request starts a handler for a new request from the peer, or answers it
+// with an error when a limit is reached.
 func (e *Endpoint) request(p Packet) error {
 	var body struct {
 		Name Method          `json:"name"`
@@ -471,18 +549,23 @@ func (e *Endpoint) request(p Packet) error {
 		if p.Stream {
 			return fmt.Errorf("%w: async request %d flagged as stream", ErrProtocol, p.Req)
 		}
+		if err := e.admitCall(); err != nil {
+			e.log.Debug("muxrpc: request refused", "method", req.Method.String(), "err", err)
+			return req.Fail(err)
+		}
 	case Source, Sink, Duplex:
 		if !p.Stream {
 			return fmt.Errorf("%w: %s request %d not flagged as stream", ErrProtocol, body.Type, p.Req)
 		}
 		req.stream = newStream(e, -p.Req, body.Type)
-		e.mu.Lock()
-		if e.closed {
-			e.mu.Unlock()
-			return ErrClosed
+		refused, err := e.admitStream(p.Req, req.stream)
+		if err != nil {
+			return err
 		}
-		e.theirs[p.Req] = req.stream
-		e.mu.Unlock()
+		if refused != nil {
+			e.log.Debug("muxrpc: stream refused", "method", req.Method.String(), "err", refused)
+			return req.stream.refuse(refused)
+		}
 	default:
 		return fmt.Errorf("%w: request %d of unknown type %q", ErrProtocol, p.Req, body.Type)
 	}
@@ -498,6 +581,7 @@ func (e *Endpoint) request(p Packet) error {
 		req.stream.mu.Unlock()
 	}
 	e.wg.Go(func() {
+		defer e.handlerDone(req.stream == nil)
 		if req.stream != nil {
 			defer req.stream.cancel()
 		}
@@ -513,6 +597,92 @@ func (e *Endpoint) request(p Packet) error {
 		}
 	})
 	return nil
+}
+
+// admitCall counts an async handler about to start, or returns the error
+// that refuses it.
+func (e *Endpoint) admitCall() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.lim.MaxCalls > 0 && e.running >= e.lim.MaxCalls {
+		return fmt.Errorf("%w: %d (limit %d per connection)", ErrTooManyCalls, e.running, e.lim.MaxCalls)
+	}
+	if e.lim.Handlers != nil && !e.lim.Handlers.take(1, e.lim.Reserved, 0) {
+		return fmt.Errorf("%w: the server is busy", ErrTooManyCalls)
+	}
+	e.running++
+	return nil
+}
+
+// admitStream registers the peer's new stream. Past the limits it
+// registers it as already ended by this side, and returns the reason to
+// send; the entry goes when the peer ends its side, as for any stream. A
+// peer that leaves more than MaxStreams refused streams open breaks the
+// protocol: the error ends the connection.
+func (e *Endpoint) admitStream(req int32, s *Stream) (refused, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	open := len(e.theirs)
+	switch {
+	case e.lim.MaxStreams > 0 && open >= 2*e.lim.MaxStreams:
+		return nil, fmt.Errorf("%w: %d streams left open after refusals", ErrProtocol, open)
+	case e.lim.MaxStreams > 0 && open >= e.lim.MaxStreams:
+		refused = fmt.Errorf("%w: %d (limit %d per connection)", ErrTooManyStreams, open, e.lim.MaxStreams)
+	case e.lim.Handlers != nil && !e.lim.Handlers.take(1, e.lim.Reserved, e.lim.Handlers.total/8):
+		refused = fmt.Errorf("%w: the server is busy", ErrTooManyStreams)
+	}
+	e.theirs[req] = s
+	return refused, nil
+}
+
+// handlerDone gives back what admitCall or admitStream took.
+func (e *Endpoint) handlerDone(async bool) {
+	if async {
+		e.mu.Lock()
+		e.running--
+		e.mu.Unlock()
+	}
+	if e.lim.Handlers != nil {
+		e.lim.Handlers.give(1)
+	}
+}
+
+// watchIdle ends the connection when nothing was received for
+// IdleTimeout, and calls Ping once per silence of half of it.
+func (e *Endpoint) watchIdle(ctx context.Context) {
+	idle := e.lim.IdleTimeout
+	var pinged int64 // lastRecv when Ping was last called
+	t := time.NewTimer(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last := e.lastRecv.Load()
+		silent := time.Duration(time.Now().UnixNano() - last)
+		switch {
+		case silent >= idle:
+			e.shutdown(fmt.Errorf("%w: nothing received for %v", ErrIdle, idle))
+			e.abort()
+			return
+		case silent >= idle/2:
+			if e.lim.Ping != nil && pinged != last {
+				pinged = last
+				e.wg.Go(func() { e.lim.Ping(ctx, e) })
+			}
+			t.Reset(idle - silent)
+		default:
+			t.Reset(idle/2 - silent)
+		}
+	}
 }
 
 func (e *Endpoint) newRequest(method Method, typ CallType, args []any) (int32, []byte, error) {
@@ -560,14 +730,21 @@ func (e *Endpoint) Async(ctx context.Context, method Method, args ...any) (Packe
 		if !ok {
 			return Packet{}, e.closedErr()
 		}
+		e.acct.release(len(p.Body))
 		if p.End {
 			return Packet{}, decodeError(p.Body)
 		}
 		return p, nil
 	case <-ctx.Done():
 		e.mu.Lock()
+		_, waiting := e.calls[n]
 		delete(e.calls, n)
 		e.mu.Unlock()
+		if !waiting { // the answer is on its way: give back its bytes
+			if p, ok := <-c; ok {
+				e.acct.release(len(p.Body))
+			}
+		}
 		return Packet{}, ctx.Err()
 	}
 }

@@ -47,6 +47,7 @@ func (s *Stream) receiveOnly() bool {
 func (s *Stream) receive(p Packet) {
 	s.mu.Lock()
 	if p.End {
+		s.e.acct.release(len(p.Body))
 		s.receiveEnd(p)
 		return
 	}
@@ -56,6 +57,8 @@ func (s *Stream) receive(p Packet) {
 	if !s.discard && s.abortErr == nil && !s.inEnd {
 		s.queue = append(s.queue, p)
 		s.cond.Broadcast()
+	} else {
+		s.e.acct.release(len(p.Body))
 	}
 	s.mu.Unlock()
 }
@@ -124,6 +127,7 @@ func (s *Stream) Recv(ctx context.Context) (Packet, error) {
 			s.queue[0] = Packet{}
 			s.queue = s.queue[1:]
 			s.cond.Broadcast()
+			s.e.acct.release(len(p.Body))
 			return p, nil
 		case s.inEnd && s.inErr != nil:
 			return Packet{}, s.inErr
@@ -184,6 +188,9 @@ func (s *Stream) CloseWithError(err error) error { return s.end(err) }
 func (s *Stream) end(err error) error {
 	s.mu.Lock()
 	s.discard = true
+	for _, p := range s.queue {
+		s.e.acct.release(len(p.Body))
+	}
 	s.queue = nil
 	s.cond.Broadcast()
 	if s.outEnd || s.abortErr != nil {
@@ -202,6 +209,15 @@ func (s *Stream) end(err error) error {
 		s.e.forget(s)
 	}
 	return sendErr
+}
+
+// refuse ends a stream the peer opened, before any handler ran, with err;
+// what the peer sends on it until it ends its side is dropped.
+func (s *Stream) refuse(err error) error {
+	s.mu.Lock()
+	s.discard, s.outEnd = true, true
+	s.mu.Unlock()
+	return s.e.send(Packet{Req: s.req, Stream: true, End: true, Type: JSON, Body: errorBody(err)})
 }
 
 // Pending returns how many packets from the peer wait to be received.
