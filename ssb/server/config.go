@@ -20,8 +20,9 @@ import (
 const MainNetCaps = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="
 
 // Config is what a server needs, with ssb-server's names: the JSON file
-// <path>/config may set host, port, caps.shs, caps.sign and logging.level,
-// and flags override it.
+// <path>/config may set host, port, caps.shs, caps.sign, logging.level,
+// friends.hops, timers.inactivity and timers.handshake (milliseconds), and
+// flags override it.
 type Config struct {
 	// Path is the data directory: the identity (secret), the store, the
 	// local socket. Default ~/.ssb-go.
@@ -41,8 +42,10 @@ type Config struct {
 	LogLevel string
 	// HandshakeTimeout bounds a peer's secret handshake. Default 15 s.
 	HandshakeTimeout time.Duration
-	// MaxConns bounds the connections open at once over TCP; more are
-	// refused at accept. Default 1024.
+	// MaxConns bounds the authenticated connections from peers open at
+	// once over TCP (handshakes in progress are bounded by
+	// Limits.MaxHandshakes); Limits.ReservedConns of them are kept for the
+	// owner and known peers. More are refused. Default 1024.
 	MaxConns int
 	// Hops is how far in the follow graph feeds are replicated
 	// (friends.hops). Default 2.
@@ -53,6 +56,10 @@ type Config struct {
 	// NoEBT turns EBT off: replication uses createHistoryStream only, and
 	// peers calling ebt.replicate get an error (so they fall back).
 	NoEBT bool
+	// Limits bound what peers can make the server hold: idle and write
+	// timeouts, streams, calls, packet sizes, buffers, and the part of
+	// MaxConns kept for known peers. See Limits for each and its default.
+	Limits Limits
 }
 
 // Defaults of Config.
@@ -84,6 +91,10 @@ type fileConfig struct {
 	Friends *struct {
 		Hops *int `json:"hops"`
 	} `json:"friends"`
+	Timers *struct {
+		Inactivity *int64 `json:"inactivity"` // ms: Limits.IdleTimeout
+		Handshake  *int64 `json:"handshake"`  // ms: HandshakeTimeout
+	} `json:"timers"`
 }
 
 // LoadConfig returns the configuration of the data directory path: the
@@ -122,7 +133,48 @@ func LoadConfig(path string) (Config, error) {
 	if f.Friends != nil && f.Friends.Hops != nil {
 		cfg.Hops = *f.Friends.Hops
 	}
+	if f.Timers != nil && f.Timers.Inactivity != nil {
+		cfg.Limits.IdleTimeout = time.Duration(*f.Timers.Inactivity) * time.Millisecond
+	}
+	if f.Timers != nil && f.Timers.Handshake != nil {
+		cfg.HandshakeTimeout = time.Duration(*f.Timers.Handshake) * time.Millisecond
+	}
 	return cfg, nil
+}
+
+// Validate reports what is wrong with the configuration, before anything
+// is written to disk: the port, the keys, the log level, the counts and the
+// limits. Zero values are valid (they take their defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("server: port %d is not in 0..65535", c.Port))
+	}
+	if _, err := c.networkKey(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.hmacKey(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.HandshakeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("server: handshake timeout %v is negative", c.HandshakeTimeout))
+	}
+	for name, v := range map[string]int{"connections (MaxConns)": c.MaxConns, "friends.hops": c.Hops, "outbound connections": c.Outbound} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("server: %s %d is negative", name, v))
+		}
+	}
+	maxConns := c.MaxConns
+	if maxConns == 0 {
+		maxConns = DefaultMaxConns
+	}
+	if err := c.Limits.withDefaults(maxConns).validate(maxConns); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // networkKey decodes Caps.

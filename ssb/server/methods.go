@@ -28,6 +28,7 @@ func (s *Server) register() {
 		req.Return(map[string]any{"replication": s.repl.Progress(), "peers": s.repl.Peers()})
 	})
 	m.Register("publish", muxrpc.Async, s.publish)
+	m.Register("ownFeed.accept", muxrpc.Async, s.ownFeedAccept)
 	m.Register("add", muxrpc.Async, s.add)
 	m.Register("createWriteStream", muxrpc.Sink, s.createWriteStream)
 	m.Register("get", muxrpc.Async, withOpts("id", s.get))
@@ -138,6 +139,7 @@ func (s *Server) status(ctx context.Context, req *muxrpc.Request) {
 		"replication": s.repl.Stats(),
 		"progress":    s.repl.Progress(),
 		"peers":       s.repl.Peers(),
+		"ownFeed":     s.own.status(ctx),
 		"store": map[string]any{
 			"messages":  st.Messages,
 			"commits":   st.Commits,
@@ -154,12 +156,9 @@ func (s *Server) publish(ctx context.Context, req *muxrpc.Request) {
 		req.Fail(errors.New("publish: content required"))
 		return
 	}
-	now := float64(time.Now().UnixMilli())
-	m, err := s.store.Publish(ctx, s.keys.ID, func(prev message.FeedState) (*message.Message, error) {
-		return message.Create(s.keys, s.hmacKey, &prev, now, content)
-	})
+	m, err := s.publishContent(ctx, content)
 	if err != nil {
-		req.Fail(fmt.Errorf("publish: %w", err))
+		req.Fail(err)
 		return
 	}
 	it, err := s.store.Get(m.Key)
@@ -168,6 +167,52 @@ func (s *Server) publish(ctx context.Context, req *muxrpc.Request) {
 		return
 	}
 	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// publishContent appends content, JSON, as the next message of our feed
+// once it is durable in the store and recorded in the own-feed head file
+// (ownfeed.go). It refuses content with recipients (it would be public)
+// and any publish that could fork our feed.
+func (s *Server) publishContent(ctx context.Context, content []byte) (*message.Message, error) {
+	v, err := message.Parse(content)
+	if err != nil {
+		return nil, fmt.Errorf("publish: content: %w", err)
+	}
+	if r, ok := v.Get("recps"); ok && r.Kind() != message.Null {
+		return nil, errPrivate
+	}
+	if err := s.own.allowPublish(ctx); err != nil {
+		return nil, err
+	}
+	now := float64(time.Now().UnixMilli())
+	m, err := s.store.Publish(ctx, s.keys.ID, func(prev message.FeedState) (*message.Message, error) {
+		if err := s.own.checkPrev(prev); err != nil {
+			return nil, err
+		}
+		return message.Create(s.keys, s.hmacKey, &prev, now, v)
+	})
+	var refused *ownFeedError
+	if errors.As(err, &refused) {
+		return nil, refused // without the store's wrapping: it says all
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if err := s.own.published(m.State()); err != nil {
+		return nil, fmt.Errorf("publish: %s (sequence %d) is stored, but our feed's head could not be recorded, so the publish is not acknowledged: %w", m.Key, m.Sequence, err)
+	}
+	return m, nil
+}
+
+// ownFeedAccept takes the store's head of our feed as its head and allows
+// publishing from there: the operator's way out of a recovery no peer can
+// complete (see ownfeed.go).
+func (s *Server) ownFeedAccept(ctx context.Context, req *muxrpc.Request) {
+	if _, err := s.own.accept(); err != nil {
+		req.Fail(fmt.Errorf("ownFeed.accept: %w", err))
+		return
+	}
+	req.Return(s.own.status(ctx))
 }
 
 // get returns a message's value (or, with {id, meta: true}, its key, value
@@ -234,6 +279,9 @@ func (s *Server) createHistoryStream(ctx context.Context, req *muxrpc.Request, o
 	if err != nil {
 		req.Fail(fmt.Errorf("createHistoryStream: %w", err))
 		return
+	}
+	if e, ok := ctx.Value(endpointKey{}).(*muxrpc.Endpoint); ok {
+		s.repl.Heard(e) // a peer that dialed may be asked for feeds now
 	}
 	if s.repl.IsBlocked(caller(ctx)) {
 		return // ssb-replicate ends the stream at once for a peer we block
@@ -449,9 +497,17 @@ func (s *Server) add(ctx context.Context, req *muxrpc.Request) {
 		req.Fail(errors.New("add: message required"))
 		return
 	}
+	if err := s.own.allowAppend(ctx, "add", [][]byte{raw}); err != nil {
+		req.Fail(err)
+		return
+	}
 	msgs, err := s.store.Append(ctx, raw)
 	if err != nil {
 		req.Fail(fmt.Errorf("add: %w", err))
+		return
+	}
+	if err := s.own.appended(ctx, msgs); err != nil {
+		req.Fail(fmt.Errorf("add: stored, but our feed's head could not be recorded: %w", err))
 		return
 	}
 	it, err := s.store.Get(msgs[0].Key)
@@ -472,9 +528,15 @@ func (s *Server) createWriteStream(ctx context.Context, req *muxrpc.Request) {
 		if len(batch) == 0 {
 			return nil
 		}
-		_, err := s.store.Append(ctx, batch...)
-		batch = batch[:0]
-		return err
+		defer func() { batch = batch[:0] }()
+		if err := s.own.allowAppend(ctx, "createWriteStream", batch); err != nil {
+			return err
+		}
+		msgs, err := s.store.Append(ctx, batch...)
+		if err != nil {
+			return err
+		}
+		return s.own.appended(ctx, msgs)
 	}
 	for {
 		p, err := st.Recv(ctx)

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
@@ -92,6 +95,30 @@ func TestReplicationGoToGo(t *testing.T) {
 	publish(t, ea, map[string]any{"type": "post", "text": "live from a"})
 	waitSeq(t, eb, a.ID(), 5, time.Second)
 	t.Logf("live messages arrived in %v", time.Since(start))
+}
+
+// Two servers with legacy replication only (NoEBT) replicate both ways at
+// once: the side that was dialed asks for feeds as soon as the dialer
+// calls it (its createHistoryStream), not after replicate.EBTWait.
+func TestReplicationLegacyGoToGo(t *testing.T) {
+	var caps [32]byte
+	rand.Read(caps[:])
+	a, b := startServerWith(t, caps), startServerWith(t, caps)
+	a.repl.NoEBT, b.repl.NoEBT = true, true // no peer yet: nothing reads it
+	ea, eb := a.local(t), b.local(t)
+	publish(t, ea, map[string]any{"type": "post", "text": "a"})
+	publish(t, eb, map[string]any{"type": "post", "text": "b"})
+	follow(t, ea, b.ID())
+	follow(t, eb, a.ID())
+	var res map[string]string
+	if err := ea.AsyncJSON(context.Background(), &res, muxrpc.Method{"gossip", "connect"}, address(b.addr, b.ID())); err != nil {
+		t.Fatalf("gossip.connect: %v", err)
+	}
+	waitSeq(t, ea, b.ID(), 2, replicate.EBTWait/2)
+	waitSeq(t, eb, a.ID(), 2, replicate.EBTWait/2)
+	if st := b.repl.Stats(); st.LegacyPeers != 1 || st.EBTSessions != 0 {
+		t.Errorf("replication on the dialed side: %+v, want legacy", st)
+	}
 }
 
 // A Go server and JavaScript ssb-server@16 that follow each other
@@ -280,5 +307,189 @@ func TestReplicationChainJSGoJS(t *testing.T) {
 	js2.Client.AsyncJSON(ctx, &fromJS2, muxrpc.Method{"getLatest"}, js1.Keys.ID.String())
 	if fromJS1.Key == "" || fromJS1.Key != fromJS2.Key {
 		t.Errorf("latest of JS1's feed: %q on JS1, %q on JS2", fromJS1.Key, fromJS2.Key)
+	}
+}
+
+// outOfOrderPeer is a hostile peer our server dials: it serves
+// createHistoryStream and, if ebt, ebt.replicate from the feeds it holds.
+// The first time it is asked for bad, it sends that feed out of order (the
+// first two messages swapped: 1, 3, 2, 4, …); asked again, it sends it in
+// order. It records the connections it accepts and the sequences bad is
+// asked from.
+type outOfOrderPeer struct {
+	keys  *keys.KeyPair
+	ln    net.Listener
+	ebt   bool
+	bad   refs.Feed
+	feeds map[refs.Feed][][]byte
+
+	mu    sync.Mutex
+	conns int
+	asks  []int64
+}
+
+// from returns the messages of f from seq on, out of order if f is the bad
+// feed asked for the first time.
+func (p *outOfOrderPeer) from(f refs.Feed, seq int64) [][]byte {
+	feed := p.feeds[f]
+	out := slices.Clone(feed[min(max(seq, 1)-1, int64(len(feed))):])
+	if f != p.bad {
+		return out
+	}
+	p.mu.Lock()
+	p.asks = append(p.asks, seq)
+	first := len(p.asks) == 1
+	p.mu.Unlock()
+	if first && len(out) >= 3 {
+		out[1], out[2] = out[2], out[1]
+	}
+	return out
+}
+
+func (p *outOfOrderPeer) serve(ctx context.Context, network [32]byte) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		raw, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.conns++
+		p.mu.Unlock()
+		wg.Go(func() {
+			conn, _, err := shs.ServerConn(ctx, raw, network, p.keys.Private, nil)
+			if err != nil {
+				raw.Close()
+				return
+			}
+			muxrpc.NewEndpoint(conn, muxrpc.HandlerFunc(p.handle)).Serve(ctx)
+		})
+	}
+}
+
+func (p *outOfOrderPeer) handle(ctx context.Context, req *muxrpc.Request) {
+	switch req.Method.String() {
+	case "createHistoryStream":
+		var args []struct {
+			ID  string
+			Seq int64
+		}
+		json.Unmarshal(req.Args, &args)
+		f, err := refs.ParseFeed(args[0].ID)
+		if len(args) != 1 || err != nil || p.feeds[f] == nil {
+			req.Fail(errors.New("no such feed"))
+			return
+		}
+		for _, raw := range p.from(f, args[0].Seq) {
+			req.Stream().SendRaw(muxrpc.JSON, raw)
+		}
+		<-ctx.Done() // live: stay open
+	case "ebt.replicate":
+		if !p.ebt {
+			req.Fail(errors.New("no ebt here"))
+			return
+		}
+		// Called, it notes first: it has each feed, and wants nothing.
+		s := req.Stream()
+		have := make(map[string]int64)
+		for f, feed := range p.feeds {
+			have[f.String()] = int64(len(feed))<<1 | 1
+		}
+		if s.Send(have) != nil {
+			return
+		}
+		// Each note that asks for a feed (an even value, sequence<<1) is
+		// answered with its messages after that sequence, as ssb-ebt
+		// does, so a second note asks again.
+		for {
+			pkt, err := s.Recv(ctx)
+			if err != nil {
+				return
+			}
+			var n map[string]int64
+			if json.Unmarshal(pkt.Body, &n) != nil {
+				continue // a message
+			}
+			for id, v := range n {
+				f, err := refs.ParseFeed(id)
+				if err != nil || p.feeds[f] == nil || v < 0 || v&1 == 1 {
+					continue
+				}
+				for _, raw := range p.from(f, v>>1+1) {
+					s.SendRaw(muxrpc.JSON, raw)
+				}
+			}
+		}
+	default:
+		req.Fail(errors.New("no"))
+	}
+}
+
+// A peer that sends a feed out of order (1, 3, 2, 4, 5) is asked for it
+// again from where it stopped, on the same connection, over legacy and
+// EBT: the feed reaches its end, the out-of-order message is counted once,
+// and another feed on the connection replicates in full.
+func TestReplicationReasksOutOfOrder(t *testing.T) {
+	for _, ebt := range []bool{false, true} {
+		t.Run(map[bool]string{false: "legacy", true: "ebt"}[ebt], func(t *testing.T) {
+			s := startServer(t)
+			es := s.local(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+
+			kps, feeds := authors(t, 2, 5)
+			bad, good := kps[0].ID, kps[1].ID
+			follow(t, es, bad)
+			follow(t, es, good)
+			var network [32]byte
+			refs.DecodeBase64(network[:], s.caps)
+			peerKeys, _ := keys.Generate(nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &outOfOrderPeer{keys: peerKeys, ln: ln, ebt: ebt, bad: bad,
+				feeds: map[refs.Feed][][]byte{bad: feeds[0], good: feeds[1]}}
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				p.serve(ctx, network)
+			}()
+			defer func() {
+				cancel()
+				ln.Close()
+				<-served
+			}()
+
+			start := time.Now()
+			var res any
+			if err := es.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, address(ln.Addr(), peerKeys.ID)); err != nil {
+				t.Fatal(err)
+			}
+			waitSeq(t, es, good, 5, 5*time.Second)
+			waitSeq(t, es, bad, 5, 5*time.Second)
+			t.Logf("both feeds in full after %v", time.Since(start))
+
+			p.mu.Lock()
+			conns, asks := p.conns, slices.Clone(p.asks)
+			p.mu.Unlock()
+			if conns != 1 {
+				t.Errorf("the peer was dialed %d times, want once: the feed is asked again on the same connection", conns)
+			}
+			if !slices.Equal(asks, []int64{1, 2}) {
+				t.Errorf("the out-of-order feed was asked from sequences %v, want [1 2]", asks)
+			}
+			st := s.repl.Stats()
+			if st.InvalidBatches != 1 {
+				t.Errorf("%d invalid batches counted, want 1: %+v", st.InvalidBatches, st)
+			}
+			if ebt && st.EBTSessions != 1 || !ebt && (st.EBTSessions != 0 || st.LegacyPeers != 1) {
+				t.Errorf("replication did not run as asked (EBT %v): %+v", ebt, st)
+			}
+			if err := s.Store().Check(ctx); err != nil {
+				t.Errorf("store check: %v", err)
+			}
+		})
 	}
 }

@@ -7,6 +7,13 @@
 // socket, is the owner and may call every method. Any other peer gets the
 // anonymous set of ssb-server: manifest and createHistoryStream (and the
 // replication methods as they are added).
+//
+// What peers can make the server hold is bounded by Config.Limits, more
+// strictly for strangers than for known peers (gossip.json) and the owner:
+// idle and non-reading peers are closed, streams, calls, packet sizes and
+// received bytes are counted, and part of the connection cap is kept for
+// known peers. The data directory is made private at Open, and the local
+// socket appears only with mode 0600.
 package server
 
 import (
@@ -49,18 +56,30 @@ type Server struct {
 	repl    *replicate.Replicator
 	peers   *peers
 	mux     muxrpc.Mux
+	own     *ownFeed // own-feed protection (ownfeed.go)
 
-	ctx   context.Context // Serve's, for outbound connections
-	mu    sync.Mutex
-	conns map[*muxrpc.Endpoint]struct{}
-	wg    sync.WaitGroup
-	sem   chan struct{} // bounds TCP connections
+	ctx        context.Context // Serve's, for outbound connections
+	mu         sync.Mutex
+	conns      map[*muxrpc.Endpoint]struct{}
+	inbound    int // authenticated inbound TCP connections (MaxConns)
+	strangers  int // of which from strangers (MaxConns − ReservedConns)
+	wg         sync.WaitGroup
+	handshakes chan struct{}  // bounds handshakes in progress
+	handlers   *muxrpc.Budget // handler slots of all connections
+	budget     *muxrpc.Budget // received bytes of all connections
 }
 
-// Open prepares a server for the data directory of cfg: it creates the
-// directory and the identity (<path>/secret, in the ssb-keys format) on
-// first use, and opens the store. Call Serve, then Close.
+// Open prepares a server for the data directory of cfg: it validates cfg
+// (before anything is written), creates the directory and the identity
+// (<path>/secret, in the ssb-keys format) on first use, and opens the
+// store. The data directory is made private to its owner (group and
+// other permissions removed, with a warning in the log): it holds the
+// secret and the local socket, which gives the owner's rights. Call Serve,
+// then Close.
 func Open(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +98,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Outbound == 0 {
 		cfg.Outbound = DefaultOutbound
 	}
+	cfg.Limits = cfg.Limits.withDefaults(cfg.MaxConns)
 	network, err := cfg.networkKey()
 	if err != nil {
 		return nil, err
@@ -90,6 +110,10 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
 	}
+	if err := makePrivate(cfg.Path, log); err != nil {
+		return nil, err
+	}
+	fresh := secretMissing(cfg.Path) // a new identity: its feed is empty (ownfeed.go)
 	kp, err := loadOrCreateIdentity(filepath.Join(cfg.Path, "secret"), log)
 	if err != nil {
 		return nil, err
@@ -100,8 +124,14 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, keys: kp, network: network, hmacKey: hmacKey, store: st,
-		conns: make(map[*muxrpc.Endpoint]struct{}),
-		sem:   make(chan struct{}, cfg.MaxConns),
+		conns:      make(map[*muxrpc.Endpoint]struct{}),
+		handshakes: make(chan struct{}, cfg.Limits.MaxHandshakes),
+		handlers:   muxrpc.NewBudget(int64(cfg.Limits.MaxHandlers), int64(cfg.Limits.MaxHandlers/4)),
+		budget:     muxrpc.NewBudget(cfg.Limits.BufferBudget, cfg.Limits.BufferBudget/4),
+	}
+	if err := s.openOwnFeed(fresh); err != nil {
+		st.Close()
+		return nil, err
 	}
 	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
 	s.repl.NoEBT = cfg.NoEBT
@@ -148,13 +178,11 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	sock := SocketPath(s.cfg.Path)
-	os.Remove(sock) // a socket left by a server that died
-	unixLn, err := net.Listen("unix", sock)
+	unixLn, err := listenPrivate(sock)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("server: local socket: %w", err)
+		return err
 	}
-	os.Chmod(sock, 0o600)
 	s.log.Info("listening", "id", s.keys.ID.String(), "addr", ln.Addr().String(), "socket", sock)
 	if ready != nil {
 		ready(ln.Addr())
@@ -203,25 +231,50 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, handle func(contex
 }
 
 // peer serves a TCP connection: handshake, then RPC with the rights of the
-// peer's key.
+// peer's key. Handshakes in progress are bounded by Limits.MaxHandshakes,
+// established connections by MaxConns, of which strangers may use all but
+// Limits.ReservedConns.
 func (s *Server) peer(ctx context.Context, c net.Conn) {
 	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
+	case s.handshakes <- struct{}{}:
 	default:
-		s.log.Warn("too many connections: refused", "remote", c.RemoteAddr().String(), "max", s.cfg.MaxConns)
+		s.log.Warn("too many handshakes in progress: refused", "remote", c.RemoteAddr().String(), "max", s.cfg.Limits.MaxHandshakes)
 		c.Close()
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	conn, remote, err := shs.ServerConn(hctx, c, s.network, s.keys.Private, nil)
 	cancel()
+	<-s.handshakes
 	if err != nil {
 		s.log.Info("handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
-	s.servePeer(ctx, conn, remote, false)
+	kind := s.kindOf(remote)
+	release, ok := s.admit(kind)
+	if !ok {
+		s.log.Warn("too many connections: refused", "remote", c.RemoteAddr().String(), "kind", kind.String(),
+			"max", s.cfg.MaxConns, "reserved", s.cfg.Limits.ReservedConns)
+		conn.Close()
+		return
+	}
+	defer release()
+	var served net.Conn = conn
+	if tcp, ok := c.(*net.TCPConn); ok {
+		served = resettable{conn, tcp}
+	}
+	s.servePeer(ctx, served, remote, false)
 }
+
+// resettable is a box-stream connection whose TCP connection muxrpc may
+// reset when it drops a hostile peer (see muxrpc's abort).
+type resettable struct {
+	net.Conn
+	tcp *net.TCPConn
+}
+
+// SetLinger sets the TCP connection's linger time.
+func (r resettable) SetLinger(sec int) error { return r.tcp.SetLinger(sec) }
 
 // servePeer serves an authenticated connection to a peer, inbound or
 // outbound, and replicates with it.
@@ -234,12 +287,12 @@ func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.Pu
 	id, _ := refs.NewFeed(remote)
 	s.peers.up(id)
 	defer s.peers.down(id)
-	s.serveRPC(ctx, conn, allow, "peer", id, dialer)
+	s.serveRPC(ctx, conn, allow, "peer", id, dialer, s.kindOf(remote))
 }
 
 // local serves a connection on the local socket with the owner's rights.
 func (s *Server) local(ctx context.Context, c net.Conn) {
-	s.serveRPC(ctx, c, nil, "local", s.keys.ID, false)
+	s.serveRPC(ctx, c, nil, "local", s.keys.ID, false, kindOwner)
 }
 
 // remoteKey is the context key of the feed id of a request's caller.
@@ -255,7 +308,7 @@ func caller(ctx context.Context) refs.Feed {
 // endpointKey is the context key of the connection a request came on.
 type endpointKey struct{}
 
-func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed, dialer bool) {
+func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed, dialer bool, trust peerKind) {
 	log := s.log.With("conn", kind, "remote", id.String())
 	h := s.mux.Handler(allow)
 	var e *muxrpc.Endpoint
@@ -263,7 +316,7 @@ func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bo
 		ctx = context.WithValue(ctx, remoteKey{}, id)
 		h.HandleCall(context.WithValue(ctx, endpointKey{}, e), req)
 	})
-	e = muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log))
+	e = muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log), muxrpc.WithLimits(s.endpointLimits(trust)))
 	s.mu.Lock()
 	s.conns[e] = struct{}{}
 	s.mu.Unlock()
@@ -273,6 +326,7 @@ func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bo
 		// the owner, not a peer: nothing to replicate with it, as in
 		// ssb-server.
 		s.repl.AddPeer(ctx, e, id, dialer)
+		s.askOwnFeed(ctx, e, id) // while our feed is being recovered (ownfeed.go)
 	}
 	err := e.Serve(ctx)
 	s.mu.Lock()
@@ -283,4 +337,47 @@ func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bo
 	} else {
 		log.Debug("disconnected")
 	}
+}
+
+// makePrivate removes the group's and others' permissions from the data
+// directory, saying so in the log; it refuses a directory it cannot
+// change.
+func makePrivate(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, perm&0o700); err != nil {
+		return fmt.Errorf("server: data directory %s is open to other users (mode %04o) and cannot be made private: %w", dir, perm, err)
+	}
+	log.Warn("data directory was open to other users: made private", "path", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&0o700))
+	return nil
+}
+
+// listenPrivate listens on the unix socket path, which is never seen with
+// wider permissions than 0600: the socket is bound under a temporary name
+// in the same (private) directory, restricted, then renamed into place.
+func listenPrivate(path string) (net.Listener, error) {
+	tmp := path + ".new"
+	os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false) // it is removed under its final name
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil { // replaces a socket left by a server that died
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	return ln, nil
 }

@@ -46,8 +46,13 @@ func startServerWith(t *testing.T, caps [32]byte) *testServer {
 
 func startServerTimeout(t *testing.T, caps [32]byte, handshake time.Duration) *testServer {
 	t.Helper()
-	cfg := Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
-		HandshakeTimeout: handshake}
+	return startServerConfig(t, Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
+		HandshakeTimeout: handshake})
+}
+
+// startServerConfig runs a server with cfg until the test ends.
+func startServerConfig(t *testing.T, cfg Config) *testServer {
+	t.Helper()
 	srv, err := Open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -224,9 +229,11 @@ func TestConfigFile(t *testing.T) {
 	if err != nil || cfg.Port != DefaultPort || cfg.Caps != MainNetCaps {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
-	writeFile(t, dir+"/config", `{"port": 9009, "host": "127.0.0.1", "caps": {"shs": "abc"}, "logging": {"level": "debug"}}`)
+	writeFile(t, dir+"/config", `{"port": 9009, "host": "127.0.0.1", "caps": {"shs": "abc"}, "logging": {"level": "debug"},
+		"timers": {"inactivity": 120000, "handshake": 5000}}`)
 	cfg, err = LoadConfig(dir)
-	if err != nil || cfg.Port != 9009 || cfg.Host != "127.0.0.1" || cfg.Caps != "abc" || cfg.LogLevel != "debug" {
+	if err != nil || cfg.Port != 9009 || cfg.Host != "127.0.0.1" || cfg.Caps != "abc" || cfg.LogLevel != "debug" ||
+		cfg.Limits.IdleTimeout != 2*time.Minute || cfg.HandshakeTimeout != 5*time.Second {
 		t.Fatalf("from the file: %+v, %v", cfg, err)
 	}
 	if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "caps.shs") {
