@@ -8,11 +8,20 @@
 //	sbot hist @FEED [--seq N] [--live] [--limit N]   (createHistoryStream)
 //	sbot get %MESSAGE
 //	sbot call METHOD [ARG...]                   (any method; each ARG is JSON, or a string)
+//	sbot repair [--path DIR]                    (rebuild a damaged store; the server stopped)
+//	sbot help [COMMAND]
 //
 // Client commands reach the running server over its local socket
 // (<path>/socket) with the owner's rights, as ssb-server's CLI does, and
-// print JSON, one value per message. --path (default ~/.ssb-go) selects the
-// data directory for every command.
+// print JSON, one value per message.
+//
+// As in ssb-server, the server options (--path, --host, --port,
+// --caps.shs, --caps.sign, --logging.level, --friends.hops,
+// --timers.handshake, --timers.inactivity) may come anywhere on the line,
+// before or after the command; they are not passed on to the method a
+// client command calls. --path (default ~/.ssb-go) selects the data
+// directory for every command. Their values are checked before anything is
+// written. -h or --help anywhere prints help and does nothing else.
 package main
 
 import (
@@ -26,13 +35,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
+	"github.com/scuttlego/scuttle/ssb/store"
 )
 
 func main() {
@@ -43,20 +52,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-const usage = `usage: sbot [--path DIR] COMMAND [ARGS]
-
-commands:
-  server     run the server (--host, --port, --caps.shs, --caps.sign, --logging.level)
-  whoami     print this server's feed id
-  publish    publish a message: sbot publish --type post --text "hello"
-  feed       print messages by their claimed time (createFeedStream)
-  log        print messages in the order received (createLogStream)
-  hist       print one feed: sbot hist @FEED [--seq N]
-  get        print one message: sbot get %MESSAGE
-  progress   replication progress (--watch: a line that updates until caught up)
-  call       call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])
-stream options: --live, --limit N, --reverse, --old false, --keys false`
 
 // flags are the --name value pairs of a command line, in order, and its
 // positional arguments.
@@ -117,16 +112,13 @@ func jsonValue(s string) json.RawMessage {
 
 // object builds a JSON object from the flags in their order, nesting dotted
 // names: --a.b 1 --c x is {"a":{"b":1},"c":"x"}.
-func (f *flags) object(skip ...string) json.RawMessage {
+func (f *flags) object() json.RawMessage {
 	type node struct {
 		keys []string
 		vals map[string]any // json.RawMessage or *node
 	}
 	root := &node{vals: map[string]any{}}
 	for i, name := range f.names {
-		if contains(skip, name) {
-			continue
-		}
 		n := root
 		parts := strings.Split(name, ".")
 		for _, p := range parts[:len(parts)-1] {
@@ -167,68 +159,49 @@ func (f *flags) object(skip ...string) json.RawMessage {
 	return write(root)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// --path may come before the command.
-	path := ""
-	for len(args) >= 2 && (args[0] == "--path" || strings.HasPrefix(args[0], "--path=")) {
-		if v, ok := strings.CutPrefix(args[0], "--path="); ok {
-			path, args = v, args[1:]
-		} else {
-			path, args = args[1], args[2:]
-		}
+	line, err := parseLine(args)
+	if err != nil {
+		return err
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(stdout, usage)
+	if line.help || line.cmd == "" {
+		printHelp(stdout, line.topic)
 		return nil
 	}
-	cmd, f := args[0], parseFlags(args[1:])
-	if p, ok := f.get("path"); ok {
-		path = p
+	path := line.path()
+	switch line.cmd {
+	case "server":
+		return runServer(ctx, path, line, stderr)
+	case "repair":
+		return runRepair(ctx, path, line, stdout, stderr)
 	}
-	if path == "" {
-		path = server.DefaultPath()
-	}
-	if cmd == "server" {
-		return runServer(ctx, path, f, stderr)
+	// The socket is local: the server options select the data directory
+	// and are checked, but the others mean nothing to a client.
+	cfg := server.Config{Path: path, Port: server.DefaultPort, Caps: server.MainNetCaps}
+	if err := line.configure(&cfg); err != nil {
+		return err
 	}
 	c, err := dial(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	return c.command(ctx, cmd, f, stdout)
+	return c.command(ctx, line.cmd, parseFlags(line.rest), stdout)
 }
 
-func runServer(ctx context.Context, path string, f flags, stderr io.Writer) error {
+// runServer runs the server of the data directory path, with the
+// configuration of its config file and the line. The configuration is
+// validated before anything is written.
+func runServer(ctx context.Context, path string, line commandLine, stderr io.Writer) error {
+	if len(line.rest) > 0 {
+		return fmt.Errorf("server takes only options, not %q (see sbot server -h)", line.rest)
+	}
 	cfg, err := server.LoadConfig(path)
 	if err != nil {
 		return err
 	}
-	if v, ok := f.get("host"); ok {
-		cfg.Host = v
-	}
-	if v, ok := f.get("port"); ok {
-		if cfg.Port, err = strconv.Atoi(v); err != nil {
-			return fmt.Errorf("--port %q: %w", v, err)
-		}
-	}
-	if v, ok := f.get("caps.shs"); ok {
-		cfg.Caps = v
-	}
-	if v, ok := f.get("caps.sign"); ok {
-		cfg.Sign = v
-	}
-	if v, ok := f.get("logging.level"); ok {
-		cfg.LogLevel = v
+	if err := line.configure(&cfg); err != nil {
+		return err
 	}
 	level, err := cfg.Level()
 	if err != nil {
@@ -236,6 +209,9 @@ func runServer(ctx context.Context, path string, f flags, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.Open(cfg, log)
+	if errors.Is(err, store.ErrDamaged) {
+		return fmt.Errorf("%w\nrepair it with: sbot --path %s repair", err, path)
+	}
 	if err != nil {
 		return err
 	}
@@ -271,7 +247,7 @@ func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer
 	case "whoami":
 		return c.async(ctx, out, "whoami")
 	case "publish":
-		content := f.object("path")
+		content := f.object()
 		return c.async(ctx, out, "publish", content)
 	case "get":
 		if len(f.args) != 1 {
@@ -279,11 +255,11 @@ func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer
 		}
 		return c.async(ctx, out, "get", f.args[0])
 	case "feed":
-		return c.source(ctx, out, "createFeedStream", f.object("path"))
+		return c.source(ctx, out, "createFeedStream", f.object())
 	case "log":
-		return c.source(ctx, out, "createLogStream", f.object("path"))
+		return c.source(ctx, out, "createLogStream", f.object())
 	case "hist":
-		opts := f.object("path")
+		opts := f.object()
 		if len(f.args) == 1 {
 			id, _ := json.Marshal(f.args[0])
 			opts = json.RawMessage(`{"id":` + string(id) + strings.TrimPrefix(withComma(opts), "{"))
@@ -368,7 +344,7 @@ func (c *client) call(ctx context.Context, out io.Writer, f flags) error {
 		args = append(args, jsonValue(a))
 	}
 	if len(f.names) > 0 {
-		args = append(args, f.object("path"))
+		args = append(args, f.object())
 	}
 	switch typ {
 	case "async", "sync":

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// commandHelp is the help of each command: a summary for the list of
+// commands, its usage line, and what it does.
+var commandHelp = []struct{ name, summary, usage, doc string }{
+	{"server", "run the server", "sbot server [OPTIONS]",
+		"Run the server on the data directory (--path), creating the identity and the\n" +
+			"store on first use, until interrupted. OPTIONS are the server options below;\n" +
+			"they are also read from DIR/config (JSON, ssb-server's names), which they\n" +
+			"override. A configuration error is reported before anything is\n" +
+			"written."},
+	{"whoami", "print the server's feed id", "sbot whoami", "Print the server's feed id."},
+	{"publish", "publish a message: sbot publish --type post --text \"hello\"", "sbot publish --type TYPE [--KEY VALUE]...",
+		"Publish a message whose content is the flags in order: --a.b nests, values\n" +
+			"that are JSON (numbers, true, objects) are typed, others are strings.\n" +
+			"  sbot publish --type post --text \"hello world\"\n" +
+			"  sbot publish --type contact --contact @FEED --following"},
+	{"feed", "print messages by their claimed time (createFeedStream)", "sbot feed [STREAM OPTIONS]", "Print messages by their claimed time (createFeedStream)."},
+	{"log", "print messages in the order received (createLogStream)", "sbot log [STREAM OPTIONS]", "Print messages in the order received (createLogStream)."},
+	{"hist", "print one feed: sbot hist @FEED [--seq N]", "sbot hist @FEED [--seq N] [STREAM OPTIONS]", "Print one feed from sequence N (createHistoryStream)."},
+	{"get", "print one message: sbot get %MESSAGE", "sbot get %MESSAGE", "Print one message."},
+	{"progress", "replication progress (--watch: a line that updates until caught up)", "sbot progress [--watch]",
+		"Print replication progress; --watch prints a line that updates until caught up."},
+	{"repair", "rebuild a damaged store from the messages that still validate", "sbot repair [--path DIR]",
+		"Rebuild a damaged store from every message that still validates (signature,\n" +
+			"chain), and report what was kept and what was lost per feed. The old file is\n" +
+			"kept beside the new one. The server must be stopped: repair refuses to run\n" +
+			"while the server of DIR answers on its socket."},
+	{"call", "call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])", "sbot call METHOD [ARG...] [--KEY VALUE]...",
+		"Call any method of the server (async, sync or source, found in its manifest).\n" +
+			"Each ARG is JSON, or a string; the flags make one more argument, an object.\n" +
+			"Any command that is not one of sbot's is such a call: sbot status,\n" +
+			"sbot getLatest @FEED, sbot gossip.connect ADDRESS."},
+	{"help", "this help, or a command's: sbot help COMMAND", "sbot help [COMMAND]", "Print this help, or a command's."},
+}
+
+const streamOptions = "--live, --limit N, --reverse, --old false, --keys false"
+
+// printHelp writes the help about topic (a command), or the general help
+// when topic is empty.
+func printHelp(w io.Writer, topic string) {
+	for _, c := range commandHelp {
+		if c.name == topic {
+			fmt.Fprintf(w, "usage: %s\n\n%s\n", c.usage, c.doc)
+			if strings.Contains(c.usage, "STREAM OPTIONS") {
+				fmt.Fprintf(w, "\nstream options: %s\n", streamOptions)
+			}
+			if c.name == "server" {
+				fmt.Fprintln(w)
+				printOptions(w)
+			}
+			return
+		}
+	}
+	if topic != "" {
+		fmt.Fprintf(w, "%q is not a command of sbot: it would be called as a method of the server\n(see sbot help call).\n\n", topic)
+	}
+	fmt.Fprint(w, "usage: sbot [OPTIONS] COMMAND [ARGS]\n\n"+
+		"Secure Scuttlebutt server and its command-line client. Commands other than\n"+
+		"server and repair reach the running server over its local socket, DIR/socket,\n"+
+		"with the owner's rights, and print JSON.\n\ncommands:\n")
+	for _, c := range commandHelp {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	printOptions(w)
+	fmt.Fprintf(w, "\nstream options (feed, log, hist, source methods): %s\n", streamOptions)
+	fmt.Fprint(w, "\nexamples:\n"+
+		"  sbot server --port 8009 --logging.level debug\n"+
+		"  sbot --path /tmp/alice whoami\n"+
+		"  sbot publish --type post --text \"hello world\"\n"+
+		"  sbot hist @FEED --seq 2 --live\n"+
+		"  sbot call latestSequence @FEED\n"+
+		"  sbot repair --path /tmp/alice\n"+
+		"\n-h or --help anywhere on the line prints help and does nothing else.\n")
+}
+
+func printOptions(w io.Writer) {
+	fmt.Fprintln(w, "server options (anywhere on the line; ssb-server's config names):")
+	for _, o := range serverOptions {
+		fmt.Fprintf(w, "  --%-24s %s\n", o.name+" "+o.arg, o.doc)
+	}
+}
