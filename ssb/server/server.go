@@ -67,6 +67,8 @@ type Server struct {
 	handshakes chan struct{}  // bounds handshakes in progress
 	handlers   *muxrpc.Budget // handler slots of all connections
 	budget     *muxrpc.Budget // received bytes of all connections
+
+	socketHook func(stage, name string) // tests: each step of creating the local socket
 }
 
 // Open prepares a server for the data directory of cfg: it validates cfg
@@ -178,7 +180,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	sock := SocketPath(s.cfg.Path)
-	unixLn, err := listenPrivate(sock)
+	unixLn, err := listenPrivate(sock, s.socketHook)
 	if err != nil {
 		ln.Close()
 		return err
@@ -292,6 +294,11 @@ func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.Pu
 
 // local serves a connection on the local socket with the owner's rights.
 func (s *Server) local(ctx context.Context, c net.Conn) {
+	if err := sameUser(c); err != nil {
+		s.log.Warn("local socket: connection refused", "err", err)
+		c.Close()
+		return
+	}
 	s.serveRPC(ctx, c, nil, "local", s.keys.ID, false, kindOwner)
 }
 
@@ -358,26 +365,40 @@ func makePrivate(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// listenPrivate listens on the unix socket path, which is never seen with
-// wider permissions than 0600: the socket is bound under a temporary name
-// in the same (private) directory, restricted, then renamed into place.
-func listenPrivate(path string) (net.Listener, error) {
-	tmp := path + ".new"
-	os.Remove(tmp)
+// listenPrivate listens on the unix socket path so that no other user can
+// ever connect to it: the socket is bound inside a new directory of mode
+// 0700 beside it (mkdir's mode is only narrowed by the umask), chmodded to
+// 0600, and only then renamed to path. Connections that arrive meanwhile
+// can only come from this user. The data directory is private too
+// (makePrivate), and the server checks who connects (local).
+func listenPrivate(path string, hook func(stage, name string)) (net.Listener, error) {
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".socket-")
+	if err != nil {
+		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	if err := os.Chmod(tmpDir, 0o700); err != nil { // MkdirTemp gives 0700 already; be sure
+		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	tmp := filepath.Join(tmpDir, "socket")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("server: local socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(false) // it is removed under its final name
+	if hook != nil {
+		hook("bound", tmp)
+	}
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
-		os.Remove(tmp)
 		return nil, fmt.Errorf("server: local socket: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil { // replaces a socket left by a server that died
 		ln.Close()
-		os.Remove(tmp)
 		return nil, fmt.Errorf("server: local socket: %w", err)
+	}
+	if hook != nil {
+		hook("renamed", path)
 	}
 	return ln, nil
 }

@@ -24,7 +24,13 @@ import (
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv("SBOT_TEST_DIAL_UNIX"); path != "" {
+		dialUnixChild(path) // a child process of TestLocalSocketRefusesOtherUsers
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // testServer runs a server on loopback with a random network key.
 type testServer struct {
