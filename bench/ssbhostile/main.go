@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/procmem"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
@@ -109,17 +110,8 @@ func readStats(final bool) stats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := stats{HeapInuse: ms.HeapInuse, Handlers: int64(runtime.NumGoroutine())}
-	status, _ := os.ReadFile("/proc/self/status")
-	for line := range strings.Lines(string(status)) {
-		var v uint64
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			fmt.Sscanf(line[6:], "%d", &v)
-			st.RSS = v << 10
-		case strings.HasPrefix(line, "VmHWM:"):
-			fmt.Sscanf(line[6:], "%d", &v)
-			st.HWM = v << 10
-		}
+	if status, err := procmem.Status(); err == nil {
+		st.RSS, st.HWM = status["VmRSS"], status["VmHWM"]
 	}
 	return st
 }

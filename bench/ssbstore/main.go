@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/procmem"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/store"
@@ -184,23 +185,8 @@ func measure() memory {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m := memory{heap: ms.HeapAlloc}
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return m
-	}
-	for line := range strings.Lines(string(status)) {
-		var v uint64
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			fmt.Sscanf(line[6:], "%d", &v)
-			m.rss = v << 10
-		case strings.HasPrefix(line, "RssAnon:"):
-			fmt.Sscanf(line[8:], "%d", &v)
-			m.anon = v << 10
-		case strings.HasPrefix(line, "RssFile:"):
-			fmt.Sscanf(line[8:], "%d", &v)
-			m.file = v << 10
-		}
+	if status, err := procmem.Status(); err == nil {
+		m.rss, m.anon, m.file = status["VmRSS"], status["RssAnon"], status["RssFile"]
 	}
 	return m
 }
