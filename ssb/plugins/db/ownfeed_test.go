@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
@@ -103,6 +106,48 @@ func FuzzOwnHead(f *testing.F) {
 			t.Fatalf("%q parses to %+v, written back to %+v, %v", data, h, again, err)
 		}
 	})
+}
+
+// A publish whose head cannot be recorded is not acknowledged, and no
+// further publish is stored until the head file can be written again.
+func TestOwnFeedHeadFileWriteFails(t *testing.T) {
+	s := startServer(t)
+	e := s.local(t)
+	publish(t, e, map[string]any{"type": "post"})
+	head := filepath.Join(s.cfg.Path, ownFeedFile)
+	// A non-empty directory in its place: the rename onto it fails.
+	if err := os.Remove(head); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(head, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Async(context.Background(), muxrpc.Method{"publish"}, map[string]any{"type": "post"})
+	if err == nil || !strings.Contains(err.Error(), "is stored, but our feed's head could not be recorded") {
+		t.Fatalf("publish with an unwritable head file: %v", err)
+	}
+	before := s.Store().Stats().Messages
+	_, err = e.Async(context.Background(), muxrpc.Method{"publish"}, map[string]any{"type": "post"})
+	if err == nil || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Fatalf("publish after a failed head write: %v", err)
+	}
+	if after := s.Store().Stats().Messages; after != before {
+		t.Fatalf("a refused publish stored %d messages", after-before)
+	}
+	if err := os.RemoveAll(head); err != nil {
+		t.Fatal(err)
+	}
+	var m kvt
+	if err := e.AsyncJSON(context.Background(), &m, muxrpc.Method{"publish"}, map[string]any{"type": "post"}); err != nil || m.Value.Sequence != 3 {
+		t.Fatalf("publish once the head file can be written: %+v, %v", m.Value, err)
+	}
+	data, err := os.ReadFile(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := parseOwnHead(data, s.ID()); err != nil || h.Sequence != 3 || h.ID.String() != m.Key {
+		t.Errorf("head file %s: %+v, %v", data, h, err)
+	}
 }
 
 // BenchmarkOwnHeadWrite measures one head file write alone (temporary
