@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -193,7 +194,7 @@ func readSections(path string) (map[string]json.RawMessage, error) {
 }
 
 // Plugins returns the server's plugins, in order.
-func (s *Server) Plugins() []Plugin { return s.plugins }
+func (s *Server) Plugins() []Plugin { return slices.Clone(s.plugins) }
 
 // Manifest returns the methods as ssb-server's manifest: a nested object of
 // call types, {"whoami":"async","gossip":{"ping":"duplex"}}.
