@@ -42,6 +42,7 @@ import (
 
 	"github.com/scuttlego/scuttle/internal/procmem"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/shs"
@@ -130,7 +131,7 @@ func runServer(dir string, timeout time.Duration) error {
 	if os.Getenv("SSBHOSTILE_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	srv, err := server.Open(cfg, log)
+	srv, err := server.Open(cfg, log, all.Default()...)
 	if err != nil {
 		return err
 	}

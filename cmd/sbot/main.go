@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
 	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
@@ -208,7 +209,7 @@ func runServer(ctx context.Context, path string, line commandLine, stderr io.Wri
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := server.Open(cfg, log)
+	srv, err := server.Open(cfg, log, all.Default()...)
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("%w\nrepair it with: sbot --path %s repair", err, path)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/scuttlego/scuttle/ssb/keys"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
 
@@ -27,7 +28,7 @@ func Start(ctx context.Context, cfg server.Config) (*Running, error) {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
-	srv, err := server.Open(cfg, nil)
+	srv, err := server.Open(cfg, nil, all.Default()...)
 	if err != nil {
 		return nil, err
 	}

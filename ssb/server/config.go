@@ -51,10 +51,10 @@ type Config struct {
 	// (friends.hops). Default 2.
 	Hops int
 	// Outbound is how many connections the scheduler keeps to known peers
-	// (gossip.add, gossip.connect). Default 3.
+	// (Server.AddPeer, Server.Connect). Default 3.
 	Outbound int
-	// NoEBT turns EBT off: replication uses createHistoryStream only, and
-	// peers calling ebt.replicate get an error (so they fall back).
+	// NoEBT turns EBT off: replication uses legacy history streams only, and
+	// peers asking for EBT get an error (so they fall back).
 	NoEBT bool
 	// Limits bound what peers can make the server hold: idle and write
 	// timeouts, streams, calls, packet sizes, buffers, and the part of

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func connect(t *testing.T, from *node, to *node) {
 	}
 }
 
-func (n *node) stats() replicate.Stats { return n.srv.repl.Stats() }
+func (n *node) stats() replicate.Stats { return replOf(n.srv).Stats() }
 
 // waitStats waits until the node's replication counters satisfy ok.
 func (n *node) waitStats(what string, ok func(replicate.Stats) bool) replicate.Stats {
@@ -176,7 +176,7 @@ func TestEBTStalledPeerIsReplaced(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	a, b := newNode(t, caps), newNode(t, caps)
-	a.srv.repl.SetEBTStall(300 * time.Millisecond)
+	replOf(a.srv).SetEBTStall(300 * time.Millisecond)
 	const msgs = 50
 	kps, raws := authors(t, 1, msgs)
 	x := kps[0].ID

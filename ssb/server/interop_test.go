@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"encoding/base64"
@@ -57,7 +57,7 @@ func TestInteropOwner(t *testing.T) {
 	oracle.Require(t)
 	s := startServer(t)
 	id := s.ID().String()
-	res := s.callJS(t, s.keys, []map[string]any{
+	res := s.callJS(t, s.Keys(), []map[string]any{
 		{"method": "whoami", "type": "async"},
 		{"method": "publish", "type": "async", "args": []any{map[string]any{"type": "post", "text": "from JavaScript ✓ 😀", "n": 1e21}}},
 		{"method": "publish", "type": "async", "args": []any{map[string]any{"type": "post", "text": "second"}}},

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -21,7 +20,7 @@ import (
 //     connection at most PeerBuffer, or 2×MaxBodyKnown for known peers);
 //   - handlers: MaxHandlers goroutines in all (open streams and calls being
 //     answered), measured at about 15 KiB each for live
-//     createHistoryStreams (bench/ssbhostile);
+//     history streams (bench/ssbhostile);
 //   - bytes queued for peers: per connection 2×64 KiB for strangers (2×256
 //     KiB for known peers) plus a packet, until WriteTimeout closes a peer
 //     that does not read;
@@ -36,8 +35,8 @@ import (
 type Limits struct {
 	// IdleTimeout closes a peer's connection when nothing was received
 	// from it for that long; after half of it in silence the server sends
-	// a gossip.ping, which a live peer answers. The owner is exempt (the
-	// command line's live streams are silent). Default 10 min, as
+	// a ping (the Pinger plugin's), which a live peer answers. The owner is
+	// exempt (the command line's live streams are silent). Default 10 min, as
 	// secret-stack's timers.inactivity under ssb-config (which also pings
 	// every 5 min, timers.ping).
 	IdleTimeout time.Duration
@@ -48,7 +47,7 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// MaxStreams bounds the streams a stranger has open on one connection;
 	// past it a stream request is answered with an error and the
-	// connection stays. Legacy replication opens one createHistoryStream per
+	// connection stays. Legacy replication opens one history stream per
 	// feed, so this is the most feeds a stranger can replicate from us
 	// that way (EBT needs one stream). Default 1024.
 	MaxStreams int
@@ -176,26 +175,15 @@ func (l Limits) validate(maxConns int) error {
 	return errors.Join(errs...)
 }
 
-// A peerKind is how much the server trusts a connection.
-type peerKind int
-
-const (
-	kindStranger peerKind = iota
-	kindKnown
-	kindOwner
-)
-
-func (k peerKind) String() string { return [...]string{"stranger", "known", "owner"}[k] }
-
 // kindOf classifies an authenticated key.
-func (s *Server) kindOf(remote ed25519.PublicKey) peerKind {
+func (s *Server) kindOf(remote ed25519.PublicKey) PeerKind {
 	if remote.Equal(s.keys.Public) {
-		return kindOwner
+		return Owner
 	}
 	if id, err := refs.NewFeed(remote); err == nil && s.peers.isKnown(id) {
-		return kindKnown
+		return Known
 	}
-	return kindStranger
+	return Stranger
 }
 
 // isKnown reports whether f is in the address book.
@@ -211,25 +199,27 @@ func (p *peers) isKnown(f refs.Feed) bool {
 }
 
 // endpointLimits returns the muxrpc limits of a connection of kind k.
-func (s *Server) endpointLimits(k peerKind) muxrpc.Limits {
+func (s *Server) endpointLimits(k PeerKind) muxrpc.Limits {
 	l := s.cfg.Limits
 	lim := muxrpc.Limits{
 		MaxBody:  uint32(l.MaxBodyKnown),
 		Handlers: s.handlers,
 		Budget:   s.budget,
-		Reserved: k != kindStranger,
+		Reserved: k != Stranger,
 	}
-	if k == kindOwner {
+	if k == Owner {
 		return lim
 	}
 	lim.IdleTimeout = l.IdleTimeout
-	lim.Ping = s.ping
+	if s.pinger != nil {
+		lim.Ping = s.pinger.Ping
+	}
 	lim.WriteTimeout = l.WriteTimeout
 	lim.BufferTimeout = l.BufferTimeout
 	lim.MaxCalls = l.MaxCalls
 	lim.MaxStreams = l.MaxStreamsKnown
 	lim.Buffer = 2 * int64(l.MaxBodyKnown)
-	if k == kindStranger {
+	if k == Stranger {
 		lim.MaxBody = uint32(l.MaxBody)
 		lim.MaxStreams = l.MaxStreams
 		lim.Buffer = l.PeerBuffer
@@ -238,40 +228,23 @@ func (s *Server) endpointLimits(k peerKind) muxrpc.Limits {
 	return lim
 }
 
-// ping asks a silent peer for a sign of life: one round of ssb-gossip's
-// ping (a duplex of timestamps). Any answer, even an error, is a packet
-// received, which is what the idle timer watches.
-func (s *Server) ping(ctx context.Context, e *muxrpc.Endpoint) {
-	wait := s.cfg.Limits.IdleTimeout / 2
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	st, err := e.Open(muxrpc.Method{"gossip", "ping"}, muxrpc.Duplex, map[string]any{"timeout": wait.Milliseconds()})
-	if err != nil {
-		return
-	}
-	defer st.Close()
-	if st.Send(time.Now().UnixMilli()) == nil {
-		st.Recv(ctx)
-	}
-}
-
 // admit takes a connection slot for an authenticated inbound peer of kind
 // k, or reports that there is none; release gives it back.
-func (s *Server) admit(k peerKind) (release func(), ok bool) {
+func (s *Server) admit(k PeerKind) (release func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inbound >= s.cfg.MaxConns || k == kindStranger && s.strangers >= s.cfg.MaxConns-s.cfg.Limits.ReservedConns {
+	if s.inbound >= s.cfg.MaxConns || k == Stranger && s.strangers >= s.cfg.MaxConns-s.cfg.Limits.ReservedConns {
 		return nil, false
 	}
 	s.inbound++
-	if k == kindStranger {
+	if k == Stranger {
 		s.strangers++
 	}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.inbound--
-		if k == kindStranger {
+		if k == Stranger {
 			s.strangers--
 		}
 	}, true

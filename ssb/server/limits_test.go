@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -16,16 +16,18 @@ import (
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
+	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
 // limitedServer runs a server on loopback with a random network key and
 // the given limits.
-func limitedServer(t *testing.T, maxConns int, lim Limits) *testServer {
+func limitedServer(t *testing.T, maxConns int, lim server.Limits) *testServer {
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
-	return startServerConfig(t, Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
+	return startServerConfig(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
 		HandshakeTimeout: 5 * time.Second, MaxConns: maxConns, Limits: lim})
 }
 
@@ -39,7 +41,7 @@ func (s *testServer) handshake(t *testing.T, key ed25519.PrivateKey) net.Conn {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sc, err := shs.ClientConn(ctx, c, s.network, key, s.keys.Public)
+	sc, err := shs.ClientConn(ctx, c, server.Network(s.Server), key, s.Keys().Public)
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -93,10 +95,10 @@ func closedByServer(conn net.Conn, limit time.Duration) error {
 func TestIdleStrangersDoNotLockOutPeers(t *testing.T) {
 	const maxConns, reserved = 12, 4
 	idle := 2 * time.Second
-	s := limitedServer(t, maxConns, Limits{IdleTimeout: idle, ReservedConns: reserved})
+	s := limitedServer(t, maxConns, server.Limits{IdleTimeout: idle, ReservedConns: reserved})
 	known := newKey(t)
 	addr := "net:127.0.0.1:1~shs:" + base64.StdEncoding.EncodeToString(known.Public().(ed25519.PublicKey))
-	if _, err := s.peers.add(addr); err != nil {
+	if err := s.AddPeer(addr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -119,7 +121,7 @@ func TestIdleStrangersDoNotLockOutPeers(t *testing.T) {
 		t.Fatalf("a stranger past MaxConns−ReservedConns: %v", err)
 	}
 	// ...but a known peer and the owner get in.
-	for name, key := range map[string]ed25519.PrivateKey{"known peer": known, "owner": s.keys.Private} {
+	for name, key := range map[string]ed25519.PrivateKey{"known peer": known, "owner": s.Keys().Private} {
 		if err := manifestWorks(ctx, strangerRPC(t, s.handshake(t, key))); err != nil {
 			t.Fatalf("%s while strangers fill their share: %v", name, err)
 		}
@@ -143,7 +145,7 @@ func TestIdleStrangersDoNotLockOutPeers(t *testing.T) {
 }
 
 func TestStrangerStreamAndBodyLimits(t *testing.T) {
-	s := limitedServer(t, 0, Limits{MaxStreams: 5, MaxBody: 16 << 10})
+	s := limitedServer(t, 0, server.Limits{MaxStreams: 5, MaxBody: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := strangerRPC(t, s.handshake(t, newKey(t)))
@@ -178,7 +180,7 @@ func TestStrangerStreamAndBodyLimits(t *testing.T) {
 }
 
 func TestNonReadingStrangerIsClosed(t *testing.T) {
-	s := limitedServer(t, 0, Limits{WriteTimeout: time.Second})
+	s := limitedServer(t, 0, server.Limits{WriteTimeout: time.Second})
 	conn := s.handshake(t, newKey(t))
 	// Thousands of calls whose answers are never read.
 	req, _ := muxrpc.AppendPacket(nil, muxrpc.Packet{Req: 1, Type: muxrpc.JSON, Body: []byte(`{"name":["manifest"],"type":"async","args":[]}`)})
@@ -201,34 +203,34 @@ func TestNonReadingStrangerIsClosed(t *testing.T) {
 	}
 	// Its handlers ended: the server's handler slots are all free.
 	for {
-		changed := s.handlers.Changed()
-		if s.handlers.InUse() == 0 {
+		changed := server.Handlers(s.Server).Changed()
+		if server.Handlers(s.Server).InUse() == 0 {
 			break
 		}
 		select {
 		case <-changed:
 		case <-time.After(time.Until(deadline)):
-			t.Fatalf("%d handler slots held after the connection ended", s.handlers.InUse())
+			t.Fatalf("%d handler slots held after the connection ended", server.Handlers(s.Server).InUse())
 		}
 	}
 }
 
 func TestConfigValidatedBeforeWriting(t *testing.T) {
-	good := func() Config {
-		c, _ := LoadConfig(filepath.Join(t.TempDir(), "ssb"))
+	good := func() server.Config {
+		c, _ := server.LoadConfig(filepath.Join(t.TempDir(), "ssb"))
 		return c
 	}
-	for name, change := range map[string]func(*Config){
-		"port":          func(c *Config) { c.Port = 70000 },
-		"negative port": func(c *Config) { c.Port = -1 },
-		"caps":          func(c *Config) { c.Caps = "not base64" },
-		"sign":          func(c *Config) { c.Sign = "c2hvcnQ=" },
-		"log level":     func(c *Config) { c.LogLevel = "loud" },
-		"max conns":     func(c *Config) { c.MaxConns = -5 },
-		"reserve":       func(c *Config) { c.MaxConns, c.Limits.ReservedConns = 10, 10 },
-		"max body":      func(c *Config) { c.Limits.MaxBody = 8 << 20 },
-		"peer buffer":   func(c *Config) { c.Limits.PeerBuffer = 1 << 10 },
-		"idle":          func(c *Config) { c.Limits.IdleTimeout = -time.Second },
+	for name, change := range map[string]func(*server.Config){
+		"port":          func(c *server.Config) { c.Port = 70000 },
+		"negative port": func(c *server.Config) { c.Port = -1 },
+		"caps":          func(c *server.Config) { c.Caps = "not base64" },
+		"sign":          func(c *server.Config) { c.Sign = "c2hvcnQ=" },
+		"log level":     func(c *server.Config) { c.LogLevel = "loud" },
+		"max conns":     func(c *server.Config) { c.MaxConns = -5 },
+		"reserve":       func(c *server.Config) { c.MaxConns, c.Limits.ReservedConns = 10, 10 },
+		"max body":      func(c *server.Config) { c.Limits.MaxBody = 8 << 20 },
+		"peer buffer":   func(c *server.Config) { c.Limits.PeerBuffer = 1 << 10 },
+		"idle":          func(c *server.Config) { c.Limits.IdleTimeout = -time.Second },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := good()
@@ -239,7 +241,7 @@ func TestConfigValidatedBeforeWriting(t *testing.T) {
 			if err := cfg.Validate(); err == nil {
 				t.Fatal("Validate accepted it")
 			}
-			if _, err := Open(cfg, nil); err == nil {
+			if _, err := server.Open(cfg, nil, all.Default()...); err == nil {
 				t.Fatal("Open accepted it")
 			}
 			if _, err := os.Stat(cfg.Path); !errors.Is(err, fs.ErrNotExist) {
@@ -256,18 +258,10 @@ func TestIdleTimeoutKeepsJSPeer(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	idle := 3 * time.Second
-	g := startServerConfig(t, Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
-		Limits: Limits{IdleTimeout: idle}})
+	g := startServerConfig(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
+		Limits: server.Limits{IdleTimeout: idle}})
 	j := startJS(t, caps)
-	endpoints := func() map[*muxrpc.Endpoint]bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		out := make(map[*muxrpc.Endpoint]bool)
-		for e := range g.conns {
-			out[e] = true
-		}
-		return out
-	}
+	endpoints := func() map[*muxrpc.Endpoint]bool { return server.Endpoints(g.Server) }
 	before := endpoints()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,11 +1,13 @@
 //go:build unix
 
-package server
+package server_test
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
+	"github.com/scuttlego/scuttle/ssb/server"
 	"io"
 	"io/fs"
 	"net"
@@ -29,15 +31,15 @@ func TestSocketNeverWider(t *testing.T) {
 	dir := t.TempDir()
 	var caps [32]byte
 	rand.Read(caps[:])
-	cfg := Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	sock := SocketPath(dir)
+	cfg := server.Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
+	sock := server.SocketPath(dir)
 	for range 3 {
-		srv, err := Open(cfg, nil)
+		srv, err := server.Open(cfg, nil, all.Default()...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var stages []string
-		srv.socketHook = func(stage, name string) {
+		server.SetSocketHook(srv, func(stage, name string) {
 			stages = append(stages, stage)
 			switch stage {
 			case "bound": // the socket exists, with the umask's mode: only its directory protects it
@@ -54,7 +56,7 @@ func TestSocketNeverWider(t *testing.T) {
 					t.Errorf("socket at %s: %v, %v; want a socket with mode 0600 at %s", name, fi.Mode(), err, sock)
 				}
 			}
-		}
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		ready := make(chan struct{})
@@ -137,7 +139,7 @@ func TestLocalSocketRefusesOtherUsers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			err = sameUser(c)
+			err = server.SameUser(c)
 			switch {
 			case tc.refused && (err == nil || !strings.Contains(err.Error(), "from user 65534")):
 				t.Errorf("connection from uid %d: %v; want refused, naming the user", tc.uid, err)
@@ -164,8 +166,8 @@ func TestDataDirectoryMadePrivate(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := LoadConfig(dir)
-	srv, err := Open(cfg, nil)
+	cfg, _ := server.LoadConfig(dir)
+	srv, err := server.Open(cfg, nil, all.Default()...)
 	if err != nil {
 		t.Fatal(err)
 	}

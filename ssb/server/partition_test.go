@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -13,15 +13,17 @@ import (
 
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/server"
 )
 
 // node is a server that can be stopped and started again on the same data
 // directory and port.
 type node struct {
 	t     *testing.T
-	cfg   Config
-	srv   *Server
+	cfg   server.Config
+	srv   *server.Server
 	stop  context.CancelFunc
 	done  chan error
 	local *muxrpc.Endpoint
@@ -35,7 +37,7 @@ func newNode(t *testing.T, caps [32]byte) *node {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	n := &node{t: t, cfg: Config{Path: t.TempDir(), Host: "127.0.0.1", Port: port,
+	n := &node{t: t, cfg: server.Config{Path: t.TempDir(), Host: "127.0.0.1", Port: port,
 		Caps: base64.StdEncoding.EncodeToString(caps[:]), HandshakeTimeout: 2 * time.Second}}
 	n.start()
 	t.Cleanup(n.halt)
@@ -43,7 +45,7 @@ func newNode(t *testing.T, caps [32]byte) *node {
 }
 
 func (n *node) start() {
-	srv, err := Open(n.cfg, nil)
+	srv, err := server.Open(n.cfg, nil, all.Default()...)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func (n *node) start() {
 	case err := <-n.done:
 		n.t.Fatal(err)
 	}
-	conn, err := net.Dial("unix", SocketPath(n.cfg.Path))
+	conn, err := net.Dial("unix", server.SocketPath(n.cfg.Path))
 	if err != nil {
 		n.t.Fatal(err)
 	}

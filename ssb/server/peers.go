@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
@@ -37,7 +37,7 @@ const (
 type knownPeer struct {
 	Address string `json:"address"`
 	Key     string `json:"key"`
-	Source  string `json:"source"` // "manual" (gossip.add/connect)
+	Source  string `json:"source"` // "manual" (AddPeer, Connect)
 
 	hostPort  string
 	feed      refs.Feed
@@ -70,7 +70,7 @@ func loadPeers(path string) (*peers, error) {
 		return nil, fmt.Errorf("server: peers %s: %w", path, err)
 	}
 	for _, k := range list {
-		hostPort, feed, err := parseAddress(k.Address)
+		hostPort, feed, err := ParseAddress(k.Address)
 		if err != nil {
 			continue
 		}
@@ -100,7 +100,7 @@ func (p *peers) saveLocked() error {
 
 // add records a peer; it reports whether it was new.
 func (p *peers) add(addr string) (*knownPeer, error) {
-	hostPort, feed, err := parseAddress(addr)
+	hostPort, feed, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (p *peers) remove(addr string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.known[addr]; !ok {
-		return fmt.Errorf("gossip.remove: %q is not a known peer", addr)
+		return fmt.Errorf("%q is not a known peer", addr)
 	}
 	delete(p.known, addr)
 	return p.saveLocked()
@@ -213,7 +213,7 @@ func (p *peers) dialed(k *knownPeer) {
 	p.mu.Unlock()
 }
 
-// list returns the known peers as gossip.peers shows them.
+// list returns the known peers as KnownPeers shows them.
 func (p *peers) list() []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -281,63 +281,67 @@ func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) 
 	return nil
 }
 
-// gossipPing answers ssb-gossip's keep-alive: each number the peer sends
-// is answered with the local time in milliseconds.
-func (s *Server) gossipPing(ctx context.Context, req *muxrpc.Request) {
-	st := req.Stream()
-	for {
-		if _, err := st.Recv(ctx); err != nil {
-			return
-		}
-		if st.Send(time.Now().UnixMilli()) != nil {
-			return
-		}
-	}
-}
-
-func (s *Server) gossipAdd(ctx context.Context, req *muxrpc.Request) {
-	addr, err := addressArg(req)
-	if err == nil {
-		_, err = s.peers.add(addr)
-	}
-	if err != nil {
-		req.Fail(err)
-		return
-	}
-	req.Return(true)
-}
-
-func (s *Server) gossipRemove(ctx context.Context, req *muxrpc.Request) {
-	addr, err := addressArg(req)
-	if err == nil {
-		err = s.peers.remove(addr)
-	}
-	if err != nil {
-		req.Fail(err)
-		return
-	}
-	req.Return(true)
-}
-
-func (s *Server) gossipPeers(ctx context.Context, req *muxrpc.Request) {
-	req.Return(s.peers.list())
-}
-
-// addressArg reads a multiserver address given as a string or as
-// {address: …}.
-func addressArg(req *muxrpc.Request) (string, error) {
-	arg := firstArg(req)
-	var addr string
-	if json.Unmarshal(arg, &addr) != nil {
-		var o struct{ Address string }
-		json.Unmarshal(arg, &o)
-		addr = o.Address
-	}
-	if _, _, err := parseAddress(addr); err != nil {
-		return "", err
-	}
-	return addr, nil
-}
-
 // peersPath is the address book of a data directory.
 func peersPath(dir string) string { return filepath.Join(dir, "gossip.json") }
+
+// ParseAddress reads the first net address of a multiserver address
+// ("net:HOST:PORT~shs:KEY", several separated by ";").
+func ParseAddress(addr string) (hostPort string, feed refs.Feed, err error) {
+	for _, a := range strings.Split(addr, ";") {
+		transport, auth, ok := strings.Cut(a, "~")
+		hostPort, isNet := strings.CutPrefix(transport, "net:")
+		key, isSHS := strings.CutPrefix(auth, "shs:")
+		if !ok || !isNet || !isSHS {
+			continue
+		}
+		feed, err := refs.ParseFeed("@" + key + ".ed25519")
+		if err != nil {
+			return "", refs.Feed{}, fmt.Errorf("%q: %w", addr, err)
+		}
+		return hostPort, feed, nil
+	}
+	return "", refs.Feed{}, fmt.Errorf("%q is not a net:HOST:PORT~shs:KEY address", addr)
+}
+
+// AddPeer adds a multiserver address to the known peers (kept in
+// <path>/gossip.json), which the scheduler keeps connections to.
+func (s *Server) AddPeer(addr string) error {
+	_, err := s.peers.add(addr)
+	return err
+}
+
+// RemovePeer removes a multiserver address from the known peers.
+func (s *Server) RemovePeer(addr string) error { return s.peers.remove(addr) }
+
+// KnownPeers returns the known peers: address, key, source, state
+// (connected, connecting, disconnected), failures and the last error.
+func (s *Server) KnownPeers() []map[string]any { return s.peers.list() }
+
+// Connect adds a peer at a multiserver address to the known peers and
+// dials it now; the connection is served until it or the server ends (the
+// scheduler reconnects later). It returns once the handshake is done, or
+// at once if a connection to that peer is open. One connection per peer:
+// if one is being dialed (by the scheduler), it waits for it instead of
+// dialing a second.
+func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
+	k, err := s.peers.add(addr)
+	if err != nil {
+		return refs.Feed{}, err
+	}
+	for !s.peers.claim(k) {
+		if s.peers.isConnected(k.feed) {
+			return k.feed, nil
+		}
+		select {
+		case <-ctx.Done():
+			return refs.Feed{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	err = s.dialPeer(ctx, k.hostPort, k.feed)
+	s.peers.dialed(k)
+	if err != nil {
+		return refs.Feed{}, err
+	}
+	return k.feed, nil
+}

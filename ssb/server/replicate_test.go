@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -104,7 +104,7 @@ func TestReplicationLegacyGoToGo(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	a, b := startServerWith(t, caps), startServerWith(t, caps)
-	a.repl.NoEBT, b.repl.NoEBT = true, true // no peer yet: nothing reads it
+	a.repl().NoEBT, b.repl().NoEBT = true, true // no peer yet: nothing reads it
 	ea, eb := a.local(t), b.local(t)
 	publish(t, ea, map[string]any{"type": "post", "text": "a"})
 	publish(t, eb, map[string]any{"type": "post", "text": "b"})
@@ -116,7 +116,7 @@ func TestReplicationLegacyGoToGo(t *testing.T) {
 	}
 	waitSeq(t, ea, b.ID(), 2, replicate.EBTWait/2)
 	waitSeq(t, eb, a.ID(), 2, replicate.EBTWait/2)
-	if st := b.repl.Stats(); st.LegacyPeers != 1 || st.EBTSessions != 0 {
+	if st := b.repl().Stats(); st.LegacyPeers != 1 || st.EBTSessions != 0 {
 		t.Errorf("replication on the dialed side: %+v, want legacy", st)
 	}
 }
@@ -151,7 +151,7 @@ func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	g := startServerWith(t, caps)
-	g.repl.NoEBT = !ebt
+	g.repl().NoEBT = !ebt
 	eg := g.local(t)
 	j := startJS(t, caps)
 	jsKeys, jc := j.Keys, j.Client
@@ -190,7 +190,7 @@ func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	waitSeq(t, jc, g.ID(), 3, time.Second)
 
 	// The replication really ran as asked.
-	st := g.repl.Stats()
+	st := g.repl().Stats()
 	if ebt && (st.EBTSessions == 0 || st.LegacyPeers != 0) || !ebt && (st.EBTSessions != 0 || st.LegacyPeers == 0) {
 		t.Errorf("with EBT %v: %+v", ebt, st)
 	}
@@ -480,7 +480,7 @@ func TestReplicationReasksOutOfOrder(t *testing.T) {
 			if !slices.Equal(asks, []int64{1, 2}) {
 				t.Errorf("the out-of-order feed was asked from sequences %v, want [1 2]", asks)
 			}
-			st := s.repl.Stats()
+			st := s.repl().Stats()
 			if st.InvalidBatches != 1 {
 				t.Errorf("%d invalid batches counted, want 1: %+v", st.InvalidBatches, st)
 			}

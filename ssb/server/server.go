@@ -3,10 +3,11 @@
 // the secret handshake and box-stream, and by the local owner over a unix
 // socket.
 //
+// The RPC methods come from plugins (Plugin), given to Open by the
+// program that runs the server; the server itself answers only manifest.
 // A peer that connects with the server's own key, and anyone on the local
-// socket, is the owner and may call every method. Any other peer gets the
-// anonymous set of ssb-server: manifest and createHistoryStream (and the
-// replication methods as they are added).
+// socket, is the owner and may call every method. Any other peer may call
+// manifest and the methods their plugins declare for anyone (Perm).
 //
 // What peers can make the server hold is bounded by Config.Limits, more
 // strictly for strangers than for known peers (gossip.json) and the owner:
@@ -33,17 +34,12 @@ import (
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
-	"github.com/scuttlego/scuttle/ssb/replicate"
 	"github.com/scuttlego/scuttle/ssb/shs"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
 // Version is reported by the version method.
 const Version = "0.1.0"
-
-// anonymous is what a peer that is not the owner may call (ssb-server's
-// anonymous permissions, restricted to the methods this server has).
-var anonymous = []string{"manifest", "createHistoryStream", "gossip.ping", "ebt.replicate"}
 
 // A Server is a running peer.
 type Server struct {
@@ -53,14 +49,16 @@ type Server struct {
 	network [32]byte
 	hmacKey []byte
 	store   *store.Store
-	repl    *replicate.Replicator
 	peers   *peers
-	mux     muxrpc.Mux
-	own     *ownFeed // own-feed protection (ownfeed.go)
+	fresh   bool // the identity was created by Open
+
+	plugins []Plugin
+	methods map[string]Method // by name; read-only after Open
+	pinger  Pinger
 
 	ctx        context.Context // Serve's, for outbound connections
 	mu         sync.Mutex
-	conns      map[*muxrpc.Endpoint]struct{}
+	conns      map[*muxrpc.Endpoint]*Conn
 	inbound    int // authenticated inbound TCP connections (MaxConns)
 	strangers  int // of which from strangers (MaxConns − ReservedConns)
 	wg         sync.WaitGroup
@@ -76,9 +74,10 @@ type Server struct {
 // (<path>/secret, in the ssb-keys format) on first use, and opens the
 // store. The data directory is made private to its owner (group and
 // other permissions removed, with a warning in the log): it holds the
-// secret and the local socket, which gives the owner's rights. Call Serve,
-// then Close.
-func Open(cfg Config, log *slog.Logger) (*Server, error) {
+// secret and the local socket, which gives the owner's rights. The
+// plugins are then initialised in order (see Plugin). Call Serve, then
+// Close.
+func Open(cfg Config, log *slog.Logger, plugins ...Plugin) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -115,7 +114,8 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := makePrivate(cfg.Path, log); err != nil {
 		return nil, err
 	}
-	fresh := secretMissing(cfg.Path) // a new identity: its feed is empty (ownfeed.go)
+	_, err = os.Stat(filepath.Join(cfg.Path, "secret"))
+	fresh := errors.Is(err, fs.ErrNotExist) // a new identity: its feed is empty
 	kp, err := loadOrCreateIdentity(filepath.Join(cfg.Path, "secret"), log)
 	if err != nil {
 		return nil, err
@@ -125,24 +125,20 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, log: log, keys: kp, network: network, hmacKey: hmacKey, store: st,
-		conns:      make(map[*muxrpc.Endpoint]struct{}),
+		cfg: cfg, log: log, keys: kp, network: network, hmacKey: hmacKey, store: st, fresh: fresh,
+		conns:      make(map[*muxrpc.Endpoint]*Conn),
 		handshakes: make(chan struct{}, cfg.Limits.MaxHandshakes),
 		handlers:   muxrpc.NewBudget(int64(cfg.Limits.MaxHandlers), int64(cfg.Limits.MaxHandlers/4)),
 		budget:     muxrpc.NewBudget(cfg.Limits.BufferBudget, cfg.Limits.BufferBudget/4),
 	}
-	if err := s.openOwnFeed(fresh); err != nil {
-		st.Close()
-		return nil, err
-	}
-	s.repl = replicate.New(st, kp.ID, cfg.Hops, log)
-	s.repl.NoEBT = cfg.NoEBT
-	s.repl.ClockDir = filepath.Join(cfg.Path, "ebt")
 	if s.peers, err = loadPeers(peersPath(cfg.Path)); err != nil {
 		st.Close()
 		return nil, err
 	}
-	s.register()
+	if err := s.initPlugins(plugins); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -170,6 +166,27 @@ func (s *Server) ID() refs.Feed { return s.keys.ID }
 // Store returns the server's store.
 func (s *Server) Store() *store.Store { return s.store }
 
+// Keys returns the server's identity.
+func (s *Server) Keys() *keys.KeyPair { return s.keys }
+
+// HMACKey returns the key messages are signed with (caps.sign), or nil.
+func (s *Server) HMACKey() []byte { return s.hmacKey }
+
+// Config returns the configuration, with its defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// NewIdentity reports whether Open created the identity: its feed is
+// known to be empty.
+func (s *Server) NewIdentity() bool { return s.fresh }
+
+// Go runs fn in a goroutine that Serve waits for before it returns: work a
+// plugin starts for a connection must end when the connection or the
+// server's context ends.
+func (s *Server) Go(fn func()) { s.wg.Go(fn) }
+
 // Serve listens on the TCP address of the configuration and on the local
 // socket, and serves until ctx ends. Then it says goodbye to every
 // connection, waits for them, and returns nil. It calls ready, if not nil,
@@ -193,11 +210,15 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	defer cancel()
 	s.ctx = ctx
 	var accepting sync.WaitGroup
-	accepting.Go(func() {
-		if err := s.repl.Run(ctx); err != nil {
-			s.log.Error("replication stopped", "err", err)
+	for _, p := range s.plugins {
+		if r, ok := p.(Runner); ok {
+			accepting.Go(func() {
+				if err := r.Run(ctx); err != nil {
+					s.log.Error("plugin stopped", "plugin", p.Name(), "err", err)
+				}
+			})
 		}
-	})
+	}
 	accepting.Go(func() { s.schedule(ctx) })
 	accepting.Go(func() { s.accept(ctx, ln, s.peer) })
 	accepting.Go(func() { s.accept(ctx, unixLn, s.local) })
@@ -281,15 +302,10 @@ func (r resettable) SetLinger(sec int) error { return r.tcp.SetLinger(sec) }
 // servePeer serves an authenticated connection to a peer, inbound or
 // outbound, and replicates with it.
 func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey, dialer bool) {
-	owner := remote.Equal(s.keys.Public)
-	var allow func(string) bool
-	if !owner {
-		allow = muxrpc.AllowList(anonymous...)
-	}
 	id, _ := refs.NewFeed(remote)
 	s.peers.up(id)
 	defer s.peers.down(id)
-	s.serveRPC(ctx, conn, allow, "peer", id, dialer, s.kindOf(remote))
+	s.serveRPC(ctx, conn, "peer", &Conn{ID: id, Kind: s.kindOf(remote), Dialed: dialer})
 }
 
 // local serves a connection on the local socket with the owner's rights.
@@ -299,46 +315,33 @@ func (s *Server) local(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
-	s.serveRPC(ctx, c, nil, "local", s.keys.ID, false, kindOwner)
+	s.serveRPC(ctx, c, "local", &Conn{ID: s.keys.ID, Kind: Owner, Local: true})
 }
 
-// remoteKey is the context key of the feed id of a request's caller.
-type remoteKey struct{}
-
-// caller returns the feed id of the peer a request came from (the server's
-// own id on the local socket).
-func caller(ctx context.Context) refs.Feed {
-	id, _ := ctx.Value(remoteKey{}).(refs.Feed)
-	return id
-}
-
-// endpointKey is the context key of the connection a request came on.
-type endpointKey struct{}
-
-func (s *Server) serveRPC(ctx context.Context, c net.Conn, allow func(string) bool, kind string, id refs.Feed, dialer bool, trust peerKind) {
-	log := s.log.With("conn", kind, "remote", id.String())
-	h := s.mux.Handler(allow)
-	var e *muxrpc.Endpoint
-	withCaller := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
-		ctx = context.WithValue(ctx, remoteKey{}, id)
-		h.HandleCall(context.WithValue(ctx, endpointKey{}, e), req)
-	})
-	e = muxrpc.NewEndpoint(c, withCaller, muxrpc.WithLogger(log), muxrpc.WithLimits(s.endpointLimits(trust)))
+// serveRPC serves c's RPC until it ends, telling the plugins that are
+// Connectors when it starts and ends.
+func (s *Server) serveRPC(ctx context.Context, nc net.Conn, name string, c *Conn) {
+	log := s.log.With("conn", name, "remote", c.ID.String())
+	e := muxrpc.NewEndpoint(nc, s.handler(c), muxrpc.WithLogger(log), muxrpc.WithLimits(s.endpointLimits(c.Kind)))
+	c.RPC = e
 	s.mu.Lock()
-	s.conns[e] = struct{}{}
+	s.conns[e] = c
 	s.mu.Unlock()
 	log.Debug("connected")
-	if kind == "peer" && id != s.keys.ID {
-		// A client with the server's own key (sbot's, ssb-client's) is
-		// the owner, not a peer: nothing to replicate with it, as in
-		// ssb-server.
-		s.repl.AddPeer(ctx, e, id, dialer)
-		s.askOwnFeed(ctx, e, id) // while our feed is being recovered (ownfeed.go)
+	for _, p := range s.plugins {
+		if h, ok := p.(Connector); ok {
+			h.Connected(ctx, c)
+		}
 	}
 	err := e.Serve(ctx)
 	s.mu.Lock()
 	delete(s.conns, e)
 	s.mu.Unlock()
+	for _, p := range s.plugins {
+		if h, ok := p.(Connector); ok {
+			h.Disconnected(c)
+		}
+	}
 	if err != nil {
 		log.Info("connection ended", "err", err)
 	} else {

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -21,6 +21,11 @@ import (
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/all"
+	"github.com/scuttlego/scuttle/ssb/plugins/db"
+	"github.com/scuttlego/scuttle/ssb/plugins/replication"
+	"github.com/scuttlego/scuttle/ssb/replicate"
+	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
@@ -34,10 +39,33 @@ func TestMain(m *testing.M) {
 
 // testServer runs a server on loopback with a random network key.
 type testServer struct {
-	*Server
+	*server.Server
 	addr net.Addr
 	caps string
+	cfg  server.Config
 }
+
+// replOf returns the replicator of a server's replication plugin.
+func replOf(s *server.Server) *replicate.Replicator {
+	for _, p := range s.Plugins() {
+		if r, ok := p.(*replication.Plugin); ok {
+			return r.Replicator()
+		}
+	}
+	panic("no replication plugin")
+}
+
+// dbOf returns a server's db plugin.
+func dbOf(s *server.Server) *db.Plugin {
+	for _, p := range s.Plugins() {
+		if d, ok := p.(*db.Plugin); ok {
+			return d
+		}
+	}
+	panic("no db plugin")
+}
+
+func (s *testServer) repl() *replicate.Replicator { return replOf(s.Server) }
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
@@ -52,14 +80,22 @@ func startServerWith(t *testing.T, caps [32]byte) *testServer {
 
 func startServerTimeout(t *testing.T, caps [32]byte, handshake time.Duration) *testServer {
 	t.Helper()
-	return startServerConfig(t, Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
+	return startServerConfig(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
 		HandshakeTimeout: handshake})
 }
 
-// startServerConfig runs a server with cfg until the test ends.
-func startServerConfig(t *testing.T, cfg Config) *testServer {
+// startServerConfig runs a server with cfg and the default plugins until
+// the test ends.
+func startServerConfig(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
-	srv, err := Open(cfg, nil)
+	return startServerPlugins(t, cfg, all.Default()...)
+}
+
+// startServerPlugins runs a server with cfg and plugins until the test
+// ends.
+func startServerPlugins(t *testing.T, cfg server.Config, plugins ...server.Plugin) *testServer {
+	t.Helper()
+	srv, err := server.Open(cfg, nil, plugins...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +118,13 @@ func startServerConfig(t *testing.T, cfg Config) *testServer {
 			t.Error(err)
 		}
 	})
-	return &testServer{Server: srv, addr: addr, caps: cfg.Caps}
+	return &testServer{Server: srv, addr: addr, caps: cfg.Caps, cfg: cfg}
 }
 
 // local connects to the server's local socket, with the owner's rights.
 func (s *testServer) local(t *testing.T) *muxrpc.Endpoint {
 	t.Helper()
-	conn, err := net.Dial("unix", SocketPath(s.cfg.Path))
+	conn, err := net.Dial("unix", server.SocketPath(s.cfg.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,18 +267,18 @@ func TestLiveHistory(t *testing.T) {
 
 func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := LoadConfig(dir)
-	if err != nil || cfg.Port != DefaultPort || cfg.Caps != MainNetCaps {
+	cfg, err := server.LoadConfig(dir)
+	if err != nil || cfg.Port != server.DefaultPort || cfg.Caps != server.MainNetCaps {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	writeFile(t, dir+"/config", `{"port": 9009, "host": "127.0.0.1", "caps": {"shs": "abc"}, "logging": {"level": "debug"},
 		"timers": {"inactivity": 120000, "handshake": 5000}}`)
-	cfg, err = LoadConfig(dir)
+	cfg, err = server.LoadConfig(dir)
 	if err != nil || cfg.Port != 9009 || cfg.Host != "127.0.0.1" || cfg.Caps != "abc" || cfg.LogLevel != "debug" ||
 		cfg.Limits.IdleTimeout != 2*time.Minute || cfg.HandshakeTimeout != 5*time.Second {
 		t.Fatalf("from the file: %+v, %v", cfg, err)
 	}
-	if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "caps.shs") {
+	if _, err := server.Open(cfg, nil, all.Default()...); err == nil || !strings.Contains(err.Error(), "caps.shs") {
 		t.Errorf("a bad network key: %v", err)
 	}
 }
@@ -274,7 +310,7 @@ func TestHostileConnections(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 				_, key, _ := ed25519.GenerateKey(nil)
-				sc, err := shs.ClientConn(ctx, c, s.network, key, s.keys.Public)
+				sc, err := shs.ClientConn(ctx, c, server.Network(s.Server), key, s.Keys().Public)
 				if err != nil {
 					t.Errorf("client %d: %v", i, err)
 					return

@@ -1,4 +1,4 @@
-package server
+package db
 
 // Own-feed protection: the server never forks its own feed.
 //
@@ -135,21 +135,14 @@ type ownFeed struct {
 	writing chan struct{}     // closed when the write in progress ends
 }
 
-// secretMissing reports whether the data directory has no identity yet:
-// Open will create one, whose feed is known to be empty.
-func secretMissing(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "secret"))
-	return errors.Is(err, fs.ErrNotExist)
-}
-
 // openOwnFeed sets up own-feed protection; fresh tells that the identity
 // was created by this Open. Call it once the store is open.
-func (s *Server) openOwnFeed(fresh bool) error {
-	s.own = &ownFeed{
-		path: filepath.Join(s.cfg.Path, ownFeedFile), self: s.keys.ID, store: s.store,
-		log: s.log, written: -1, changed: make(chan struct{}),
+func (p *Plugin) openOwnFeed(dir string, fresh bool, log *slog.Logger) error {
+	p.own = &ownFeed{
+		path: filepath.Join(dir, ownFeedFile), self: p.keys.ID, store: p.store,
+		log: log, written: -1, changed: make(chan struct{}),
 	}
-	return s.own.open(fresh)
+	return p.own.open(fresh)
 }
 
 // open reads the head file and the store and sets the state.
@@ -659,11 +652,11 @@ func (o *ownFeed) status(ctx context.Context) map[string]any {
 // askOwnFeed, for a peer that just connected, asks it for our feed past
 // the store's head while the own feed is not "ok". The request runs until
 // the peer answers or the connection ends.
-func (s *Server) askOwnFeed(ctx context.Context, e *muxrpc.Endpoint, peer refs.Feed) {
-	if !s.own.missing() {
+func (p *Plugin) askOwnFeed(ctx context.Context, e *muxrpc.Endpoint, peer refs.Feed) {
+	if !p.own.missing() {
 		return
 	}
-	s.wg.Go(func() { s.own.fetch(ctx, e, peer) })
+	p.srv.Go(func() { p.own.fetch(ctx, e, peer) })
 }
 
 // fetch asks peer (on e) for our feed from the store's head on, stores

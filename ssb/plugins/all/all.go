@@ -1,0 +1,20 @@
+// Package all is the server's default plugin list, shared by cmd/sbot, the
+// in-process servers of the benchmarks and the tests.
+package all
+
+import (
+	"github.com/scuttlego/scuttle/ssb/plugins/db"
+	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
+	"github.com/scuttlego/scuttle/ssb/plugins/replication"
+	"github.com/scuttlego/scuttle/ssb/plugins/status"
+	"github.com/scuttlego/scuttle/ssb/server"
+)
+
+// Default returns new instances of the default plugins: status (whoami,
+// version, status), db (ssb-db's methods, own-feed protection), gossip
+// (the known peers, the keep-alive) and replication (EBT, legacy, the
+// follow graph). A connection is offered to replication before db (db
+// asks peers for our feed while it is being recovered).
+func Default() []server.Plugin {
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New()}
+}

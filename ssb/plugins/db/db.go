@@ -1,0 +1,493 @@
+// Package db is the server's message store as ssb-db's RPC methods:
+// publish (with own-feed protection, ownfeed.go), add,
+// createWriteStream, get, getLatest, latestSequence and the queries
+// createUserStream, createLogStream, createFeedStream and messagesByType.
+// createHistoryStream, which replication serves, is in package
+// replication; it uses this package's StreamOpts and Drain.
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/scuttlego/scuttle/ssb/keys"
+	"github.com/scuttlego/scuttle/ssb/message"
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/server"
+	"github.com/scuttlego/scuttle/ssb/store"
+)
+
+// Plugin is the db plugin.
+type Plugin struct {
+	srv     *server.Server
+	store   *store.Store
+	keys    *keys.KeyPair
+	hmacKey []byte
+	own     *ownFeed
+}
+
+// New returns the db plugin.
+func New() *Plugin { return &Plugin{} }
+
+// Name returns "db".
+func (p *Plugin) Name() string { return "db" }
+
+// Init opens own-feed protection.
+func (p *Plugin) Init(s *server.Server) error {
+	p.srv, p.store, p.keys, p.hmacKey = s, s.Store(), s.Keys(), s.HMACKey()
+	return p.openOwnFeed(s.Config().Path, s.NewIdentity(), s.Logger())
+}
+
+// Methods returns ssb-db's methods, for the owner only.
+func (p *Plugin) Methods() []server.Method {
+	return []server.Method{
+		{Name: "publish", Type: muxrpc.Async, Handler: p.publish},
+		{Name: "ownFeed.accept", Type: muxrpc.Async, Handler: p.ownFeedAccept},
+		{Name: "add", Type: muxrpc.Async, Handler: p.add},
+		{Name: "createWriteStream", Type: muxrpc.Sink, Handler: p.createWriteStream},
+		{Name: "get", Type: muxrpc.Async, Handler: WithOpts("id", p.get)},
+		{Name: "getLatest", Type: muxrpc.Async, Handler: p.getLatest},
+		{Name: "latestSequence", Type: muxrpc.Async, Handler: p.latestSequence},
+		{Name: "createUserStream", Type: muxrpc.Source, Handler: WithOpts("id", p.createUserStream)},
+		{Name: "createLogStream", Type: muxrpc.Source, Handler: WithOpts("", p.createLogStream)},
+		{Name: "createFeedStream", Type: muxrpc.Source, Handler: WithOpts("", p.createFeedStream)},
+		{Name: "messagesByType", Type: muxrpc.Source, Handler: WithOpts("type", p.messagesByType)},
+	}
+}
+
+// Connected asks a peer for our feed while it is being recovered
+// (ownfeed.go).
+func (p *Plugin) Connected(ctx context.Context, c *server.Conn) {
+	if c.Peer() {
+		p.askOwnFeed(ctx, c.RPC, c.ID)
+	}
+}
+
+// Disconnected does nothing: a fetch of our feed ends with its connection.
+func (p *Plugin) Disconnected(*server.Conn) {}
+
+// Status reports the number of feeds, the store's counters and the own
+// feed's state.
+func (p *Plugin) Status(ctx context.Context) (map[string]any, error) {
+	heads, err := p.store.Feeds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := p.store.Stats()
+	return map[string]any{
+		"feeds":   len(heads),
+		"ownFeed": p.own.status(ctx),
+		"store": map[string]any{
+			"messages":  st.Messages,
+			"commits":   st.Commits,
+			"appended":  st.Appended,
+			"fileBytes": st.FileBytes,
+		},
+	}, nil
+}
+
+// WaitOwnFeed waits until the own feed is in state ("ok", "recovering",
+// "unconfirmed", "forked") or ctx ends.
+func (p *Plugin) WaitOwnFeed(ctx context.Context, state string) error {
+	o := p.own
+	return o.waitFor(ctx, func() bool { return o.state == state })
+}
+
+// FirstArg returns a request's first argument, or nil.
+func FirstArg(req *muxrpc.Request) json.RawMessage {
+	var args []json.RawMessage
+	if json.Unmarshal(req.Args, &args) != nil || len(args) == 0 {
+		return nil
+	}
+	return args[0]
+}
+
+// StreamOpts are the options common to ssb-db's streams.
+type StreamOpts struct {
+	ID       string          `json:"id"`
+	Seq      *int64          `json:"seq"`
+	Sequence *int64          `json:"sequence"`
+	Type     string          `json:"type"`
+	Gt       *float64        `json:"gt"`
+	Gte      *float64        `json:"gte"`
+	Lt       *float64        `json:"lt"`
+	Lte      *float64        `json:"lte"`
+	Limit    int             `json:"limit"`
+	Reverse  bool            `json:"reverse"`
+	Live     bool            `json:"live"`
+	Old      *bool           `json:"old"`
+	Keys     *bool           `json:"keys"`
+	Values   *bool           `json:"values"`
+	Meta     bool            `json:"meta"`
+	Content  json.RawMessage `json:"content"`
+}
+
+// WithOpts adapts a method that takes parsed options (see ParseOpts); bad
+// options fail the request.
+func WithOpts(field string, fn func(context.Context, *server.Conn, *muxrpc.Request, StreamOpts)) func(context.Context, *server.Conn, *muxrpc.Request) {
+	return func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
+		o, err := ParseOpts(req, field)
+		if err != nil {
+			req.Fail(err)
+			return
+		}
+		fn(ctx, c, req, o)
+	}
+}
+
+// ParseOpts reads the first argument: an options object, or a bare string
+// standing for opts.<field> (an id, a type).
+func ParseOpts(req *muxrpc.Request, field string) (StreamOpts, error) {
+	var o StreamOpts
+	arg := FirstArg(req)
+	if len(arg) == 0 || string(arg) == "null" {
+		return o, nil
+	}
+	var str string
+	if json.Unmarshal(arg, &str) == nil {
+		switch field {
+		case "id":
+			o.ID = str
+		case "type":
+			o.Type = str
+		}
+		return o, nil
+	}
+	if err := json.Unmarshal(arg, &o); err != nil {
+		return o, fmt.Errorf("%s: options: %w", req.Method, err)
+	}
+	return o, nil
+}
+
+// publish signs content as the next message of the server's feed.
+func (p *Plugin) publish(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	content := FirstArg(req)
+	if len(content) == 0 {
+		req.Fail(errors.New("publish: content required"))
+		return
+	}
+	m, err := p.publishContent(ctx, content)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	it, err := p.store.Get(m.Key)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// publishContent appends content, JSON, as the next message of our feed
+// once it is durable in the store and recorded in the own-feed head file
+// (ownfeed.go). It refuses content with recipients (it would be public)
+// and any publish that could fork our feed.
+func (p *Plugin) publishContent(ctx context.Context, content []byte) (*message.Message, error) {
+	v, err := message.Parse(content)
+	if err != nil {
+		return nil, fmt.Errorf("publish: content: %w", err)
+	}
+	if r, ok := v.Get("recps"); ok && r.Kind() != message.Null {
+		return nil, errPrivate
+	}
+	if err := p.own.allowPublish(ctx); err != nil {
+		return nil, err
+	}
+	now := float64(time.Now().UnixMilli())
+	m, err := p.store.Publish(ctx, p.keys.ID, func(prev message.FeedState) (*message.Message, error) {
+		if err := p.own.checkPrev(prev); err != nil {
+			return nil, err
+		}
+		return message.Create(p.keys, p.hmacKey, &prev, now, v)
+	})
+	var refused *ownFeedError
+	if errors.As(err, &refused) {
+		return nil, refused // without the store's wrapping: it says all
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if err := p.own.published(m.State()); err != nil {
+		return nil, fmt.Errorf("publish: %s (sequence %d) is stored, but our feed's head could not be recorded, so the publish is not acknowledged: %w", m.Key, m.Sequence, err)
+	}
+	return m, nil
+}
+
+// ownFeedAccept takes the store's head of our feed as its head and allows
+// publishing from there: the operator's way out of a recovery no peer can
+// complete (see ownfeed.go).
+func (p *Plugin) ownFeedAccept(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	if _, err := p.own.accept(); err != nil {
+		req.Fail(fmt.Errorf("ownFeed.accept: %w", err))
+		return
+	}
+	req.Return(p.own.status(ctx))
+}
+
+// get returns a message's value (or, with {id, meta: true}, its key, value
+// and timestamp).
+func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
+	id, err := refs.ParseMessage(o.ID)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	it, err := p.store.Get(id)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	if !o.Meta {
+		it.Key = refs.Message{}
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// head returns the latest message of the feed named by the request's
+// first argument; on an error it fails the request and reports false.
+func (p *Plugin) head(req *muxrpc.Request) (store.Head, bool) {
+	o, err := ParseOpts(req, "id")
+	if err != nil {
+		req.Fail(err)
+		return store.Head{}, false
+	}
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(err)
+		return store.Head{}, false
+	}
+	h, err := p.store.Latest(feed)
+	if err != nil {
+		req.Fail(err)
+		return store.Head{}, false
+	}
+	return h, true
+}
+
+func (p *Plugin) getLatest(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	head, ok := p.head(req)
+	if !ok {
+		return
+	}
+	it, err := p.store.Get(head.State.ID)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+func (p *Plugin) latestSequence(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	if head, ok := p.head(req); ok {
+		req.Return(head.State.Sequence)
+	}
+}
+
+// createUserStream is createHistoryStream with gt/gte/lt/lte on the
+// sequence, and reverse.
+func (p *Plugin) createUserStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(fmt.Errorf("createUserStream: %w", err))
+		return
+	}
+	from := int64(1)
+	if o.Gte != nil {
+		from = int64(*o.Gte)
+	}
+	if o.Gt != nil {
+		from = int64(*o.Gt) + 1
+	}
+	inRange := func(seq int64) bool {
+		return (o.Lt == nil || float64(seq) < *o.Lt) && (o.Lte == nil || float64(seq) <= *o.Lte)
+	}
+	limit := o.Limit
+	if o.Reverse {
+		limit = 0 // applied after reversing
+	}
+	// Sequence numbers are needed to apply the bounds: read full items and
+	// shape them afterwards.
+	it, err := p.store.History(ctx, store.HistoryQuery{ID: feed, Seq: from, Limit: limit, Live: o.Live && !o.Reverse, Old: o.Old})
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	defer it.Close()
+	shape := shaper(o)
+	var items []json.RawMessage
+	for {
+		item, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			req.Fail(err)
+			return
+		}
+		var v struct{ Sequence int64 }
+		json.Unmarshal(item.Value, &v)
+		if !inRange(v.Sequence) {
+			if o.Live {
+				continue
+			}
+			break
+		}
+		out := json.RawMessage(shape(item).AppendJSON(nil))
+		if o.Reverse {
+			items = append(items, out)
+			continue
+		}
+		if req.Stream().Send(out) != nil {
+			return
+		}
+	}
+	for i := len(items) - 1; i >= 0 && (o.Limit <= 0 || len(items)-1-i < o.Limit); i-- {
+		if req.Stream().Send(items[i]) != nil {
+			return
+		}
+	}
+}
+
+// shaper applies keys and values options to a full item.
+func shaper(o StreamOpts) func(store.Item) store.Item {
+	keys := o.Keys == nil || *o.Keys
+	values := o.Values == nil || *o.Values
+	return func(it store.Item) store.Item {
+		if !keys {
+			it.Key = refs.Message{}
+		}
+		if !values {
+			it.Value = nil
+		}
+		return it
+	}
+}
+
+func (p *Plugin) createLogStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
+	it, err := p.store.Log(ctx, store.LogQuery{Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	Drain(ctx, req, it, err)
+}
+
+func (p *Plugin) createFeedStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
+	// ssb-db compares [rts, author] keys with [bound, null]: its gt is
+	// inclusive and its lte exclusive. Mimic it.
+	q := store.FeedQuery{Gte: o.Gte, Lt: o.Lt, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values}
+	if o.Gt != nil {
+		q.Gte = o.Gt
+	}
+	if o.Lte != nil {
+		q.Lt = o.Lte
+	}
+	it, err := p.store.Feed(ctx, q)
+	Drain(ctx, req, it, err)
+}
+
+func (p *Plugin) messagesByType(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
+	if o.Type == "" {
+		req.Fail(errors.New("messagesByType: type required"))
+		return
+	}
+	it, err := p.store.Type(ctx, store.TypeQuery{Type: o.Type, Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	Drain(ctx, req, it, err)
+}
+
+// Drain sends every item of it on the request's stream until it ends, the
+// peer aborts, or the connection ends. The iterator pulls from the store
+// as the stream sends, so a slow peer never makes the server buffer.
+func Drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error) {
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	defer it.Close()
+	var buf []byte
+	for {
+		item, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+				req.Fail(err)
+			}
+			return
+		}
+		buf = item.AppendJSON(buf[:0])
+		if req.Stream().SendRaw(muxrpc.JSON, buf) != nil {
+			return
+		}
+	}
+}
+
+// add appends a message signed elsewhere (it must be the next of its feed)
+// and returns it with its key.
+func (p *Plugin) add(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	raw := FirstArg(req)
+	if len(raw) == 0 {
+		req.Fail(errors.New("add: message required"))
+		return
+	}
+	if err := p.own.allowAppend(ctx, "add", [][]byte{raw}); err != nil {
+		req.Fail(err)
+		return
+	}
+	msgs, err := p.store.Append(ctx, raw)
+	if err != nil {
+		req.Fail(fmt.Errorf("add: %w", err))
+		return
+	}
+	if err := p.own.appended(ctx, msgs); err != nil {
+		req.Fail(fmt.Errorf("add: stored, but our feed's head could not be recorded: %w", err))
+		return
+	}
+	it, err := p.store.Get(msgs[0].Key)
+	if err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(json.RawMessage(it.AppendJSON(nil)))
+}
+
+// createWriteStream appends the messages written to it, in order, in
+// batches; it answers the end of the stream once all are durable, or with
+// the first error.
+func (p *Plugin) createWriteStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	st := req.Stream()
+	var batch [][]byte
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		defer func() { batch = batch[:0] }()
+		if err := p.own.allowAppend(ctx, "createWriteStream", batch); err != nil {
+			return err
+		}
+		msgs, err := p.store.Append(ctx, batch...)
+		if err != nil {
+			return err
+		}
+		return p.own.appended(ctx, msgs)
+	}
+	for {
+		p, err := st.Recv(ctx)
+		if err != nil {
+			if err := flush(); err != nil {
+				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
+			}
+			return
+		}
+		batch = append(batch, p.Body)
+		if len(batch) >= 256 || st.Pending() == 0 {
+			if err := flush(); err != nil {
+				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
+				return
+			}
+		}
+	}
+}

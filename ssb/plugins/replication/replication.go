@@ -1,0 +1,114 @@
+// Package replication replicates the feeds the server wants (those within
+// friends.hops of its own in the follow graph) with every connected peer:
+// EBT (ebt.replicate) or legacy createHistoryStream, which it serves to
+// anyone, and progress. The follow graph (ssb-friends' hops) is kept by
+// the replicator; there are no friends.* methods yet.
+package replication
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/plugins/db"
+	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate"
+	"github.com/scuttlego/scuttle/ssb/server"
+	"github.com/scuttlego/scuttle/ssb/store"
+)
+
+// Plugin is the replication plugin.
+type Plugin struct {
+	repl  *replicate.Replicator
+	store *store.Store
+}
+
+// New returns the replication plugin.
+func New() *Plugin { return &Plugin{} }
+
+// Name returns "replicate".
+func (p *Plugin) Name() string { return "replicate" }
+
+// Init creates the replicator with the server's Hops and NoEBT; peers'
+// EBT clocks are kept in <path>/ebt.
+func (p *Plugin) Init(s *server.Server) error {
+	cfg := s.Config()
+	p.store = s.Store()
+	p.repl = replicate.New(s.Store(), s.ID(), cfg.Hops, s.Logger())
+	p.repl.NoEBT = cfg.NoEBT
+	p.repl.ClockDir = filepath.Join(cfg.Path, "ebt")
+	return nil
+}
+
+// Replicator returns the replicator (for tests and benchmarks: its
+// counters, NoEBT, the EBT stall).
+func (p *Plugin) Replicator() *replicate.Replicator { return p.repl }
+
+// Methods returns createHistoryStream and ebt.replicate, which anyone may
+// call, and progress.
+func (p *Plugin) Methods() []server.Method {
+	return []server.Method{
+		{Name: "createHistoryStream", Type: muxrpc.Source, Perm: server.Anyone, Handler: db.WithOpts("id", p.createHistoryStream)},
+		{Name: "ebt.replicate", Type: muxrpc.Duplex, Perm: server.Anyone, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
+			if err := p.repl.ServeEBT(ctx, req, c.RPC, c.ID); err != nil {
+				req.Fail(err)
+			}
+		}},
+		{Name: "progress", Type: muxrpc.Sync, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
+			req.Return(map[string]any{"replication": p.repl.Progress(), "peers": p.repl.Peers()})
+		}},
+	}
+}
+
+// Run follows the store's contact messages until ctx ends.
+func (p *Plugin) Run(ctx context.Context) error { return p.repl.Run(ctx) }
+
+// Connected replicates with a peer. A client with the server's own key
+// (sbot's, ssb-client's) is the owner, not a peer: nothing to replicate
+// with it, as in ssb-server.
+func (p *Plugin) Connected(ctx context.Context, c *server.Conn) {
+	if c.Peer() {
+		p.repl.AddPeer(ctx, c.RPC, c.ID, c.Dialed)
+	}
+}
+
+// Disconnected does nothing: the replicator ends a peer's sessions when its
+// connection ends.
+func (p *Plugin) Disconnected(*server.Conn) {}
+
+// Status reports the wanted feeds, forks, counters and progress.
+func (p *Plugin) Status(ctx context.Context) (map[string]any, error) {
+	forked := map[string]string{}
+	for f, err := range p.repl.Forked() {
+		forked[f.String()] = err.Error()
+	}
+	return map[string]any{
+		"replicating": len(p.repl.Wanted()),
+		"forked":      forked,
+		"replication": p.repl.Stats(),
+		"progress":    p.repl.Progress(),
+		"peers":       p.repl.Peers(),
+	}, nil
+}
+
+func (p *Plugin) createHistoryStream(ctx context.Context, c *server.Conn, req *muxrpc.Request, o db.StreamOpts) {
+	feed, err := refs.ParseFeed(o.ID)
+	if err != nil {
+		req.Fail(fmt.Errorf("createHistoryStream: %w", err))
+		return
+	}
+	p.repl.Heard(c.RPC) // a peer that dialed may be asked for feeds now
+	if p.repl.IsBlocked(c.ID) {
+		return // ssb-replicate ends the stream at once for a peer we block
+	}
+	seq := int64(0)
+	switch {
+	case o.Sequence != nil:
+		seq = *o.Sequence
+	case o.Seq != nil:
+		seq = *o.Seq
+	}
+	it, err := p.store.History(ctx, store.HistoryQuery{ID: feed, Seq: seq, Limit: o.Limit, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
+	db.Drain(ctx, req, it, err)
+}
