@@ -15,11 +15,13 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 
 bench: ## Go benchmarks, then the programs that run Go and JavaScript side by side
 	go test -run '^$$' -bench . -benchtime 10x ./scuttlebutt/...
-	go test -run '^$$' -bench . ./ssb/message/ ./ssb/store/
+	go test -run '^$$' -bench . ./ssb/message/ ./ssb/store/ ./ssb/blobs/ ./ssb/privatebox/
 	go run ./bench/sbrepl -n 100000 -runs 3
 	go run ./bench/ssbrpc -n 10000
 	go run ./bench/ssbreplicate -n 100000 -feeds 1000 -per 100
 	go run ./bench/ssbstore
+	go run ./bench/ssbprivate
+	go run ./bench/ssbhostile
 
 server: ## an SSB server on its embedded store (~/.ssb-go, port 8008)
 	go run ./cmd/sbot server
