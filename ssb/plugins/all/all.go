@@ -3,6 +3,7 @@
 package all
 
 import (
+	"github.com/scuttlego/scuttle/ssb/plugins/blobs"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
 	"github.com/scuttlego/scuttle/ssb/plugins/replication"
@@ -12,9 +13,10 @@ import (
 
 // Default returns new instances of the default plugins: status (whoami,
 // version, status), db (ssb-db's methods, own-feed protection), gossip
-// (the known peers, the keep-alive) and replication (EBT, legacy, the
-// follow graph). A connection is offered to replication before db (db
-// asks peers for our feed while it is being recovered).
+// (the known peers, the keep-alive), replication (EBT, legacy, the
+// follow graph) and blobs (ssb-blobs' local methods). A connection is
+// offered to replication before db (db asks peers for our feed while it is
+// being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New()}
 }
