@@ -12,8 +12,13 @@
  *     "keys": {curve, public, private, id},    optional ssb-keys object; generated if absent
  *     "manifest": {...},                       optional; else ssb-client asks the server
  *     "calls": [{"method":"whoami","type":"async","args":[]},
- *               {"method":"createHistoryStream","type":"source","args":[{...}]}]
+ *               {"method":"createHistoryStream","type":"source","args":[{...}]},
+ *               {"method":"blobs.add","type":"sink","args":[],"input":"<base64>",
+ *                "inputFile":PATH, "chunk":65536}]
  *   }
+ * A sink call writes input's bytes (or inputFile's, for large ones) in chunks of chunk bytes
+ * (default 64 KiB; ssb-client's blobs.add collects them and hashes them first). A source whose items are all binary gives
+ * {"binary":"<base64 of their concatenation>","chunks":[sizes]}.
  * Output, one JSON line each: {"ready":true,"id":"<client id>"} once connected,
  * then per call in order {"method":M,"result":R} or {"method":M,"error":E}
  * (source calls collect every item into an array), then {"done":true}.
@@ -29,6 +34,22 @@ const print = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 
 const opts = { host: cfg.host, port: cfg.port, key: cfg.key, caps: { shs: cfg.caps } }
 if (cfg.manifest) opts.manifest = cfg.manifest
+
+// sinkInput is a pull source of the call's input in chunks.
+function sinkInput (c) {
+  const buf = c.inputFile ? require('fs').readFileSync(c.inputFile) : Buffer.from(c.input || '', 'base64')
+  const size = c.chunk || 65536
+  let off = 0
+  return (abort, cb) => {
+    if (abort) return cb(abort)
+    if (off < buf.length) {
+      const chunk = buf.subarray(off, off + size)
+      off += chunk.length
+      return cb(null, chunk)
+    }
+    cb(true)
+  }
+}
 
 ssbClient(keys, opts, (err, sbot) => {
   if (err) {
@@ -54,7 +75,21 @@ ssbClient(keys, opts, (err, sbot) => {
     }
     if (typeof fn !== 'function') return done(new Error('no method ' + c.method + ' in the manifest'))
     try {
-      if (c.type === 'source') pull(fn.apply(sbot, c.args || []), pull.collect(done))
+      if (c.type === 'source') {
+        pull(fn.apply(sbot, c.args || []), pull.collect((err, items) => {
+          if (!err && items.length > 0 && items.every(Buffer.isBuffer)) {
+            items = { binary: Buffer.concat(items).toString('base64'), chunks: items.map((b) => b.length) }
+          }
+          done(err, items)
+        }))
+      } else if (c.type === 'sink') {
+        // A sink's callback fires once its end is queued: one round trip
+        // more (manifest; any answer, an error too, will do) makes sure the
+        // server has read the stream before the next call or the close.
+        pull(sinkInput(c), fn.apply(sbot, (c.args || []).concat([(err, result) => {
+          sbot.manifest(() => done(err, result))
+        }])))
+      }
       else fn.apply(sbot, (c.args || []).concat([done]))
     } catch (e) { done(e) }
   }

@@ -454,8 +454,12 @@ func (p *Plugin) add(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
 		}
 		expected = &id
 	}
+	// The chunks are read under ctx: a connection that ends mid-stream
+	// ends the add. Once the peer has ended the stream cleanly the blob is
+	// whole, and is stored even if the connection ends meanwhile (ssb-client
+	// may close right after writing a sink's end).
 	r := &sinkReader{ctx: ctx, st: req.Stream()}
-	id, size, err := p.store.Add(ctx, r, expected)
+	id, size, err := p.store.Add(context.WithoutCancel(ctx), r, expected)
 	switch {
 	case errors.Is(err, blobstore.ErrTooLarge):
 		err = fmt.Errorf("blobs.add: blob over the limit of %d bytes", p.store.Max())
