@@ -32,8 +32,21 @@ var commandHelp = []struct{ name, summary, usage, doc string }{
 			"chain), and report what was kept and what was lost per feed. The old file is\n" +
 			"kept beside the new one. The server must be stopped: repair refuses to run\n" +
 			"while the server of DIR answers on its socket."},
+	{"blobs.add", "add a blob: sbot blobs.add < FILE prints its id", "sbot blobs.add [FILE] (or < FILE)",
+		"Add the file, or stdin, to the server's blobs (at most 5 MiB, config blobs.max)\n" +
+			"and print its id, &HASH.sha256, once the server has stored it. The other\n" +
+			"blobs methods are called as any method:\n" +
+			"  sbot blobs.has ID      true or false\n" +
+			"  sbot blobs.size ID     the size in bytes, or null\n" +
+			"  sbot blobs.ls          the ids (--long: {id, size, ts}; --live: wait for more)\n" +
+			"  sbot blobs.rm ID       remove it\n" +
+			"Blobs are not yet fetched from peers (blobs.want)."},
+	{"blobs.get", "write a blob's bytes: sbot blobs.get ID > FILE", "sbot blobs.get ID",
+		"Write the blob's bytes to stdout, as they are."},
 	{"call", "call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])", "sbot call METHOD [ARG...] [--KEY VALUE]...",
-		"Call any method of the server (async, sync or source, found in its manifest).\n" +
+		"Call any method of the server (async, sync, source or sink, found in its\n" +
+			"manifest). A sink is given stdin in binary chunks; binary answers are\n" +
+			"written as they are, others as JSON.\n" +
 			"Each ARG is JSON, or a string; the flags make one more argument, an object.\n" +
 			"Any command that is not one of sbot's is such a call: sbot status,\n" +
 			"sbot getLatest @FEED, sbot gossip.connect ADDRESS."},
@@ -77,6 +90,7 @@ func printHelp(w io.Writer, topic string) {
 		"  sbot publish --type post --text \"hello world\"\n"+
 		"  sbot hist @FEED --seq 2 --live\n"+
 		"  sbot call latestSequence @FEED\n"+
+		"  sbot blobs.add < photo.jpg; sbot blobs.get &HASH.sha256 > copy.jpg\n"+
 		"  sbot repair --path /tmp/alice\n"+
 		"\n-h or --help anywhere on the line prints help and does nothing else.\n")
 }

@@ -7,6 +7,9 @@
 //	sbot log  [--live] [--limit N] [--reverse]  (createLogStream)
 //	sbot hist @FEED [--seq N] [--live] [--limit N]   (createHistoryStream)
 //	sbot get %MESSAGE
+//	sbot blobs.add [FILE]                       (or < FILE; prints the blob's id)
+//	sbot blobs.get ID                           (> FILE; the blob's bytes)
+//	sbot blobs.has ID, blobs.size ID, blobs.ls, blobs.rm ID
 //	sbot call METHOD [ARG...]                   (any method; each ARG is JSON, or a string)
 //	sbot repair [--path DIR]                    (rebuild a damaged store; the server stopped)
 //	sbot help [COMMAND]
@@ -27,6 +30,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +53,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "sbot:", err)
 		os.Exit(1)
 	}
@@ -160,7 +165,7 @@ func (f *flags) object() json.RawMessage {
 	return write(root)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	line, err := parseLine(args)
 	if err != nil {
 		return err
@@ -187,7 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.close()
-	return c.command(ctx, line.cmd, parseFlags(line.rest), stdout)
+	return c.command(ctx, line.cmd, parseFlags(line.rest), stdin, stdout)
 }
 
 // runServer runs the server of the data directory path, with the
@@ -243,7 +248,7 @@ func (c *client) close() {
 	<-c.done
 }
 
-func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer) error {
+func (c *client) command(ctx context.Context, cmd string, f flags, in io.Reader, out io.Writer) error {
 	switch cmd {
 	case "whoami":
 		return c.async(ctx, out, "whoami")
@@ -273,16 +278,29 @@ func (c *client) command(ctx context.Context, cmd string, f flags, out io.Writer
 			return c.watchProgress(ctx, out)
 		}
 		return c.async(ctx, out, "progress")
+	case "blobs.add":
+		if len(f.args) > 1 {
+			return errors.New("usage: sbot blobs.add [FILE] (or < FILE)")
+		}
+		if len(f.args) == 1 {
+			file, err := os.Open(f.args[0])
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			in = file
+		}
+		return c.addBlob(ctx, in, out)
 	case "call":
 		if len(f.args) == 0 {
 			return errors.New("usage: sbot call METHOD [ARG...]")
 		}
-		return c.call(ctx, out, f)
+		return c.call(ctx, in, out, f)
 	}
 	// Any other command is a method, as in ssb-server's command line:
 	// sbot status, sbot getLatest @FEED.
 	f.args = append([]string{cmd}, f.args...)
-	return c.call(ctx, out, f)
+	return c.call(ctx, in, out, f)
 }
 
 // watchProgress prints a progress line, rewritten in place, until
@@ -324,8 +342,9 @@ func withComma(obj json.RawMessage) string {
 	return "," + strings.TrimPrefix(string(obj), "{")
 }
 
-// call calls any method, finding its type in the server's manifest.
-func (c *client) call(ctx context.Context, out io.Writer, f flags) error {
+// call calls any method, finding its type in the server's manifest. A
+// sink is given stdin in binary chunks.
+func (c *client) call(ctx context.Context, in io.Reader, out io.Writer, f flags) error {
 	name := f.args[0]
 	var manifest map[string]any
 	if err := c.e.AsyncJSON(ctx, &manifest, muxrpc.Method{"manifest"}); err != nil {
@@ -352,6 +371,13 @@ func (c *client) call(ctx context.Context, out io.Writer, f flags) error {
 		return c.async(ctx, out, name, args...)
 	case "source":
 		return c.source(ctx, out, name, args...)
+	case "sink":
+		st, err := c.e.Open(muxrpc.ParseMethod(name), muxrpc.Sink, args...)
+		if err != nil {
+			return err
+		}
+		_, err = c.sink(ctx, st, in)
+		return err
 	case nil:
 		return fmt.Errorf("no method %q in the server's manifest", name)
 	}
@@ -390,8 +416,13 @@ func (c *client) source(ctx context.Context, out io.Writer, name string, args ..
 }
 
 // print writes a packet's body: JSON with two-space indentation, as
-// ssb-server's command line prints it; a string as it is.
+// ssb-server's command line prints it; a string as it is; binary bytes
+// raw (a blob), with nothing added.
 func print(out io.Writer, p muxrpc.Packet) error {
+	if p.Type == muxrpc.Binary {
+		_, err := out.Write(p.Body)
+		return err
+	}
 	if p.Type != muxrpc.JSON {
 		_, err := fmt.Fprintf(out, "%s\n", p.Body)
 		return err
@@ -401,5 +432,77 @@ func print(out io.Writer, p muxrpc.Packet) error {
 		return fmt.Errorf("answer is not JSON: %w", err)
 	}
 	_, err := fmt.Fprintln(out, buf.String())
+	return err
+}
+
+// sink writes in to a sink stream in binary chunks of 64 KiB, ends it, and
+// returns how the server ended it (its refusal, if it refused the stream
+// before the end) and the SHA-256 of what was sent.
+func (c *client) sink(ctx context.Context, st *muxrpc.Stream, in io.Reader) ([]byte, error) {
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if st.SendRaw(muxrpc.Binary, buf[:n]) != nil {
+				break // the server ended the stream: its reason is read below
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			st.CloseWithError(err)
+			return nil, fmt.Errorf("reading the input: %w", err)
+		}
+	}
+	st.Close()
+	for {
+		if _, err := st.Recv(ctx); errors.Is(err, io.EOF) {
+			return h.Sum(nil), nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// blobStored is how long blobs.add waits, once the bytes are sent, for the
+// server to report the blob stored.
+const blobStored = 15 * time.Second
+
+// addBlob adds a blob and prints its id once the server has stored it. As
+// in ssb-server's command line the id is computed here (a sink answers
+// nothing); the server is then asked: blobs.has, or the blobs.changes
+// stream opened before the add, which tells when the add is done.
+func (c *client) addBlob(ctx context.Context, in io.Reader, out io.Writer) error {
+	changes, err := c.e.Open(muxrpc.Method{"blobs", "changes"}, muxrpc.Source)
+	if err != nil {
+		return err
+	}
+	defer changes.Close()
+	add, err := c.e.Open(muxrpc.Method{"blobs", "add"}, muxrpc.Sink)
+	if err != nil {
+		return err
+	}
+	sum, err := c.sink(ctx, add, in)
+	if err != nil {
+		return err
+	}
+	id := "&" + base64.StdEncoding.EncodeToString(sum) + ".sha256"
+	ctx, cancel := context.WithTimeout(ctx, blobStored)
+	defer cancel()
+	var has bool
+	if err := c.e.AsyncJSON(ctx, &has, muxrpc.Method{"blobs", "has"}, id); err != nil {
+		return err
+	}
+	for !has {
+		var changed string
+		if err := changes.RecvJSON(ctx, &changed); err != nil {
+			return fmt.Errorf("the server did not report %s stored (see its log): %w", id, err)
+		}
+		has = changed == id
+	}
+	_, err = fmt.Fprintln(out, id)
 	return err
 }

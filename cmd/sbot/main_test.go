@@ -29,10 +29,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func sbot(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return sbotIn(t, nil, args...)
+}
+
+// sbotIn runs sbot with stdin.
+func sbotIn(t *testing.T, stdin []byte, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	err := run(ctx, args, &out, &errOut)
+	err := run(ctx, args, bytes.NewReader(stdin), &out, &errOut)
 	return out.String(), err
 }
 
@@ -131,7 +137,7 @@ func startServer(t *testing.T, dir string, args ...string) (stop func()) {
 	served := make(chan error, 1)
 	go func() {
 		args := append([]string{"--path", dir, "server", "--host", "127.0.0.1", "--port", "0", "--logging.level", "info"}, args...)
-		served <- run(ctx, args, &bytes.Buffer{}, logW)
+		served <- run(ctx, args, strings.NewReader(""), &bytes.Buffer{}, logW)
 		logW.Close()
 	}()
 	listening := make(chan struct{})

@@ -13,6 +13,7 @@
 package blobs
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -122,6 +123,19 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "blobs.help", Type: muxrpc.Sync, Handler: p.help},
 	}
 }
+
+// marshal encodes v as JavaScript's JSON.stringify does the values
+// answered here: without escaping the & of blob ids.
+func marshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v) // ids, sizes and metas: cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// ret answers an async call with v, encoded by marshal.
+func ret(req *muxrpc.Request, v any) { req.ReturnRaw(muxrpc.JSON, marshal(v)) }
 
 // args returns the request's arguments (none when they are not an array).
 func args(req *muxrpc.Request) []json.RawMessage {
@@ -259,7 +273,7 @@ func (p *Plugin) meta(ctx context.Context, _ *server.Conn, req *muxrpc.Request) 
 	case err != nil:
 		req.Fail(fmt.Errorf("blobs.meta: %w", err))
 	default:
-		req.Return(toMeta(info))
+		ret(req, toMeta(info))
 	}
 }
 
@@ -283,7 +297,7 @@ var helpJSON []byte
 
 // help answers ssb-blobs' help object (its help.js, as Node prints it).
 func (p *Plugin) help(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
-	req.Return(json.RawMessage(helpJSON))
+	req.ReturnRaw(muxrpc.JSON, helpJSON)
 }
 
 // getOpts are the options of blobs.get and blobs.getSlice.
@@ -539,9 +553,9 @@ func (p *Plugin) ls(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 	st := req.Stream()
 	emit := func(info blobstore.Info) bool {
 		if long {
-			return st.Send(toMeta(info)) == nil
+			return st.SendRaw(muxrpc.JSON, marshal(toMeta(info))) == nil
 		}
-		return st.Send(info.ID.String()) == nil
+		return st.SendRaw(muxrpc.JSON, marshal(info.ID.String())) == nil
 	}
 	if old {
 		for info, err := range p.store.List(ctx) {
@@ -566,7 +580,7 @@ func (p *Plugin) changes(ctx context.Context, _ *server.Conn, req *muxrpc.Reques
 	sub := p.store.Subscribe()
 	defer sub.Close()
 	st := req.Stream()
-	p.follow(ctx, req, sub, func(info blobstore.Info) bool { return st.Send(info.ID.String()) == nil })
+	p.follow(ctx, req, sub, func(info blobstore.Info) bool { return st.SendRaw(muxrpc.JSON, marshal(info.ID.String())) == nil })
 }
 
 // follow sends the subscription's blobs until the peer or the store ends
