@@ -21,6 +21,7 @@ bench: ## Go benchmarks, then the programs that run Go and JavaScript side by si
 	go run ./bench/ssbreplicate -n 100000 -feeds 1000 -per 100
 	go run ./bench/ssbstore
 	go run ./bench/ssbprivate
+	go run ./bench/ssbblobs -n 50 -size 200000
 	go run ./bench/ssbhostile
 
 server: ## an SSB server on its embedded store (~/.ssb-go, port 8008)
