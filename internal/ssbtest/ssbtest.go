@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/client"
@@ -165,4 +166,19 @@ func WaitSeq(ctx context.Context, c *client.Client, feed refs.Feed, seq int64) e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// DialLocal connects to a server's local socket (the owner's rights), serves
+// the endpoint, and closes it when the test ends.
+func DialLocal(t testing.TB, socket string) *muxrpc.Endpoint {
+	t.Helper()
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := muxrpc.NewEndpoint(conn, nil)
+	done := make(chan struct{})
+	go func() { e.Serve(context.Background()); close(done) }()
+	t.Cleanup(func() { e.Close(); <-done })
+	return e
 }

@@ -37,8 +37,18 @@ func (m *Mux) Register(name string, typ CallType, fn HandlerFunc) {
 func (m *Mux) Manifest() map[string]any {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make(map[string]any)
+	types := make(map[string]CallType, len(m.methods))
 	for name, meth := range m.methods {
+		types[name] = meth.typ
+	}
+	return Manifest(types)
+}
+
+// Manifest nests dotted method names and their call types as ssb-server's
+// manifest: {"gossip.ping": Duplex} is {"gossip":{"ping":"duplex"}}.
+func Manifest(methods map[string]CallType) map[string]any {
+	out := make(map[string]any)
+	for name, typ := range methods {
 		node := out
 		parts := strings.Split(name, ".")
 		for _, p := range parts[:len(parts)-1] {
@@ -49,7 +59,7 @@ func (m *Mux) Manifest() map[string]any {
 			}
 			node = child
 		}
-		node[parts[len(parts)-1]] = string(meth.typ)
+		node[parts[len(parts)-1]] = string(typ)
 	}
 	return out
 }

@@ -199,21 +199,11 @@ func (s *Server) Plugins() []Plugin { return slices.Clone(s.plugins) }
 // Manifest returns the methods as ssb-server's manifest: a nested object of
 // call types, {"whoami":"async","gossip":{"ping":"duplex"}}.
 func (s *Server) Manifest() map[string]any {
-	out := make(map[string]any)
+	types := make(map[string]muxrpc.CallType, len(s.methods))
 	for name, m := range s.methods {
-		node := out
-		parts := strings.Split(name, ".")
-		for _, p := range parts[:len(parts)-1] {
-			child, ok := node[p].(map[string]any)
-			if !ok {
-				child = make(map[string]any)
-				node[p] = child
-			}
-			node = child
-		}
-		node[parts[len(parts)-1]] = string(m.Type)
+		types[name] = m.Type
 	}
-	return out
+	return muxrpc.Manifest(types)
 }
 
 // handler returns the request handler of connection c. The errors are those

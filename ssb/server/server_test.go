@@ -123,16 +123,7 @@ func startServerPlugins(t *testing.T, cfg server.Config, plugins ...server.Plugi
 
 // local connects to the server's local socket, with the owner's rights.
 func (s *testServer) local(t *testing.T) *muxrpc.Endpoint {
-	t.Helper()
-	conn, err := net.Dial("unix", server.SocketPath(s.cfg.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := muxrpc.NewEndpoint(conn, nil)
-	done := make(chan struct{})
-	go func() { e.Serve(context.Background()); close(done) }()
-	t.Cleanup(func() { e.Close(); <-done })
-	return e
+	return ssbtest.DialLocal(t, server.SocketPath(s.cfg.Path))
 }
 
 func collect(t *testing.T, e *muxrpc.Endpoint, method string, opts any) []json.RawMessage {

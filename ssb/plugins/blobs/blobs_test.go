@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	blobstore "github.com/scuttlego/scuttle/ssb/blobs"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -87,16 +88,7 @@ func startServer(t *testing.T, config string) *testServer {
 
 // local connects to the server's local socket, with the owner's rights.
 func (s *testServer) local(t *testing.T) *muxrpc.Endpoint {
-	t.Helper()
-	conn, err := net.Dial("unix", server.SocketPath(s.cfg.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := muxrpc.NewEndpoint(conn, nil)
-	done := make(chan struct{})
-	go func() { e.Serve(context.Background()); close(done) }()
-	t.Cleanup(func() { e.Close(); <-done })
-	return e
+	return ssbtest.DialLocal(t, server.SocketPath(s.cfg.Path))
 }
 
 // nextAdd waits for the outcome of the next blobs.add the server handled.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
@@ -54,16 +55,7 @@ func startServer(t *testing.T) *testServer {
 
 // local connects to the server's local socket, with the owner's rights.
 func (s *testServer) local(t *testing.T) *muxrpc.Endpoint {
-	t.Helper()
-	conn, err := net.Dial("unix", server.SocketPath(s.cfg.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := muxrpc.NewEndpoint(conn, nil)
-	done := make(chan struct{})
-	go func() { e.Serve(context.Background()); close(done) }()
-	t.Cleanup(func() { e.Close(); <-done })
-	return e
+	return ssbtest.DialLocal(t, server.SocketPath(s.cfg.Path))
 }
 
 // kvt is a message as the methods return it.
