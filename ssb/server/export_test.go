@@ -16,14 +16,3 @@ func Network(s *Server) [32]byte { return s.network }
 
 // Handlers returns the handler slots of all connections.
 func Handlers(s *Server) *muxrpc.Budget { return s.handlers }
-
-// Endpoints returns the connections open now.
-func Endpoints(s *Server) map[*muxrpc.Endpoint]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[*muxrpc.Endpoint]bool, len(s.conns))
-	for e := range s.conns {
-		out[e] = true
-	}
-	return out
-}

@@ -258,11 +258,10 @@ func TestIdleTimeoutKeepsJSPeer(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	idle := 3 * time.Second
-	g := startServerConfig(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
-		Limits: server.Limits{IdleTimeout: idle}})
+	peers := &connWatch{conns: make(chan *server.Conn, 4)}
+	g := startServerPlugins(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]),
+		Limits: server.Limits{IdleTimeout: idle}}, append(all.Default(), peers)...)
 	j := startJS(t, caps)
-	endpoints := func() map[*muxrpc.Endpoint]bool { return server.Endpoints(g.Server) }
-	before := endpoints()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var res any
@@ -271,19 +270,34 @@ func TestIdleTimeoutKeepsJSPeer(t *testing.T) {
 	}
 	var js *muxrpc.Endpoint
 	for js == nil {
-		for e := range endpoints() {
-			if !before[e] {
-				js = e
+		select {
+		case c := <-peers.conns:
+			if c.ID == j.Keys.ID {
+				js = c.RPC
 			}
-		}
-		if ctx.Err() != nil {
+		case <-ctx.Done():
 			t.Fatal("ssb-server did not connect")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	select { // three idle timeouts: the peer would have been closed twice over
 	case <-js.Done():
 		t.Fatal("the JavaScript peer's connection was closed")
 	case <-time.After(3 * idle):
+	}
+}
+
+// connWatch is a plugin that reports the peers that connect.
+type connWatch struct{ conns chan *server.Conn }
+
+func (w *connWatch) Name() string                { return "connwatch" }
+func (w *connWatch) Init(*server.Server) error   { return nil }
+func (w *connWatch) Methods() []server.Method    { return nil }
+func (w *connWatch) Disconnected(c *server.Conn) {}
+func (w *connWatch) Connected(ctx context.Context, c *server.Conn) {
+	if c.Peer() {
+		select {
+		case w.conns <- c:
+		default: // the test reads only the first few
+		}
 	}
 }
