@@ -40,7 +40,8 @@ var commandHelp = []struct{ name, summary, usage, doc string }{
 			"  sbot blobs.size ID     the size in bytes, or null\n" +
 			"  sbot blobs.ls          the ids (--long: {id, size, ts}; --live: wait for more)\n" +
 			"  sbot blobs.rm ID       remove it\n" +
-			"Blobs are not yet fetched from peers (blobs.want)."},
+			"  sbot blobs.want ID     fetch it from the peers; prints true once it is here\n" +
+			"  sbot blobs.push ID     announce it to peers until three of them hold it"},
 	{"blobs.get", "write a blob's bytes: sbot blobs.get ID > FILE", "sbot blobs.get ID",
 		"Write the blob's bytes to stdout, as they are."},
 	{"call", "call any method: sbot call METHOD [ARG...] (or just sbot METHOD [ARG...])", "sbot call METHOD [ARG...] [--KEY VALUE]...",

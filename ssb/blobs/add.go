@@ -136,7 +136,11 @@ func (s *Store) place(tmp string, id refs.Blob, size int64) error {
 	if err != nil {
 		return fmt.Errorf("blobs: add: %w", err)
 	}
-	s.publish(Info{ID: id, Size: size, Time: fi.ModTime()})
+	info := Info{ID: id, Size: size, Time: fi.ModTime()}
+	if s.onAdd != nil {
+		s.onAdd(info)
+	}
+	s.publish(info)
 	return nil
 }
 

@@ -97,6 +97,8 @@ type Store struct {
 
 	renameMu sync.Mutex // makes "exists? else rename" of Add atomic
 
+	onAdd func(Info)
+
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
 	closed bool
@@ -116,6 +118,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 // before it is dropped (default DefaultSubscriberBuffer). Memory per
 // subscriber is bounded by it.
 func WithSubscriberBuffer(n int) Option { return func(s *Store) { s.subBuf = max(n, 1) } }
+
+// WithOnAdd sets a function called once for each blob that becomes
+// stored, after it is durable and before Add returns, from the goroutine
+// of the Add (the want exchange learns of new blobs this way, without the
+// bounded buffer of a Subscription). It must not block for long.
+func WithOnAdd(fn func(Info)) Option { return func(s *Store) { s.onAdd = fn } }
 
 // Open opens the store in dir (<data>/blobs), creating it if needed, and
 // removes the temporary files that adds interrupted by a crash left.

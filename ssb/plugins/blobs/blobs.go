@@ -1,11 +1,17 @@
-// Package blobs is ssb-blobs' local RPC methods (ssb-server 16, ssb-blobs
-// 1.2.2) over the blob store of ssb/blobs, kept in <path>/blobs as
-// multiblob lays it out: blobs.add, get, getSlice, has, size, ls, rm,
-// changes, meta and help. A stranger may call blobs.has, get, getSlice and
-// changes, as ssb-server's anonymous permissions allow.
+// Package blobs is ssb-blobs (ssb-server 16, ssb-blobs 1.2.2) over the
+// blob store of ssb/blobs, kept in <path>/blobs as multiblob lays it out:
+// the local methods blobs.add, get, getSlice, has, size, ls, rm, changes,
+// meta and help, and the exchange of blobs between peers: blobs.want,
+// blobs.push and the blobs.createWants stream each peer serves the other,
+// run by the state machine of ssb/blobs/wants (see its documentation for
+// the protocol and where it differs from JavaScript on purpose). A
+// stranger may call blobs.has, get, getSlice, changes and createWants, as
+// ssb-server's anonymous permissions allow; its blobs.has of a missing
+// blob is taken as its want, as ssb-blobs does.
 //
-// The exchange of wants between peers (blobs.want, createWants, push) is
-// not here yet: blobs are stored and served, not fetched.
+// Fetches run at most 32 at once, 8 per peer; a fetch that gets no byte
+// for fetchTimeout (30 s) is abandoned for another peer, as is one whose
+// bytes do not hash to the id or pass the size the peer announced.
 //
 // Every stream holds one chunk at a time: an add is hashed and written as
 // it arrives and refused as soon as it passes the size limit; a get reads
@@ -22,8 +28,10 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	blobstore "github.com/scuttlego/scuttle/ssb/blobs"
+	"github.com/scuttlego/scuttle/ssb/blobs/wants"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
@@ -32,18 +40,37 @@ import (
 // Config is the "blobs" section of <path>/config.
 type Config struct {
 	// Max is the size limit of a blob in bytes (ssb-blobs' blobs.max,
-	// default 5 MiB).
+	// default 5 MiB). Larger blobs are neither added nor fetched.
 	Max int64 `json:"max"`
+	// Sympathy is the farthest want of a peer taken up (ssb-blobs'
+	// blobs.sympathy): 2 (the default) takes up what a peer itself wants
+	// and forwards it to our peers as -2; 3 (JavaScript's default) also
+	// takes up what the peers of a peer want; 1 takes up nothing.
+	Sympathy int `json:"sympathy"`
+	// Pushy is how many peers must hold a pushed blob (ssb-blobs'
+	// blobs.pushy, default 3).
+	Pushy int `json:"pushy"`
+	// FetchTimeout is how long a fetch may get no byte before the blob is
+	// fetched from another peer (default 30 s; config key fetchTimeout, in
+	// milliseconds, our own).
+	FetchTimeout time.Duration `json:"-"`
 }
 
-// DefaultConfig returns the defaults: a limit of 5 MiB.
-func DefaultConfig() Config { return Config{Max: blobstore.DefaultMax} }
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Max: blobstore.DefaultMax, Sympathy: wants.DefaultSympathy, Pushy: wants.DefaultPushy, FetchTimeout: wants.DefaultFetchTimeout}
+}
+
+func (c Config) wants() wants.Config {
+	return wants.Config{Max: c.Max, Sympathy: c.Sympathy, Pushy: c.Pushy, FetchTimeout: c.FetchTimeout}
+}
 
 // Plugin is the blobs plugin.
 type Plugin struct {
 	cfg   Config
 	log   *slog.Logger
 	store *blobstore.Store
+	x     *exchange
 
 	// added, if set (by tests), is told how each blobs.add ended.
 	added func(id refs.Blob, err error)
@@ -58,23 +85,36 @@ func (p *Plugin) Name() string { return "blobs" }
 // ConfigSection returns "blobs".
 func (p *Plugin) ConfigSection() string { return "blobs" }
 
-// ReadConfig reads {"max": N}; an absent or zero max keeps the default,
-// as ssb-blobs' opts.max || 5 MiB.
+// ReadConfig reads {"max": N, "sympathy": N, "pushy": N, "fetchTimeout":
+// MS}; an absent or zero value keeps the default, as ssb-blobs' opts.max
+// || 5 MiB.
 func (p *Plugin) ReadConfig(section json.RawMessage) error {
 	if section == nil {
 		return nil
 	}
 	var c struct {
-		Max *float64 `json:"max"`
+		Max, Sympathy, Pushy, FetchTimeout *float64
 	}
 	if err := json.Unmarshal(section, &c); err != nil {
 		return fmt.Errorf("blobs: config: %w", err)
 	}
-	if c.Max != nil && *c.Max != 0 {
-		if *c.Max < 0 || *c.Max != float64(int64(*c.Max)) {
-			return fmt.Errorf("blobs: config: max %v is not a number of bytes", *c.Max)
+	for _, f := range []struct {
+		name string
+		v    *float64
+		set  func(int64)
+	}{
+		{"max", c.Max, func(n int64) { p.cfg.Max = n }},
+		{"sympathy", c.Sympathy, func(n int64) { p.cfg.Sympathy = int(n) }},
+		{"pushy", c.Pushy, func(n int64) { p.cfg.Pushy = int(n) }},
+		{"fetchTimeout", c.FetchTimeout, func(n int64) { p.cfg.FetchTimeout = time.Duration(n) * time.Millisecond }},
+	} {
+		if f.v == nil || *f.v == 0 {
+			continue
 		}
-		p.cfg.Max = int64(*c.Max)
+		if *f.v < 0 || *f.v != float64(int64(*f.v)) || *f.v > 1<<40 {
+			return fmt.Errorf("blobs: config: %s %v is not a whole positive number", f.name, *f.v)
+		}
+		f.set(int64(*f.v))
 	}
 	return nil
 }
@@ -89,32 +129,74 @@ func (p *Plugin) Init(s *server.Server) error {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	st, err := blobstore.Open(filepath.Join(s.Config().Path, "blobs"), blobstore.WithMax(p.cfg.Max), blobstore.WithLogger(p.log))
+	st, err := blobstore.Open(filepath.Join(s.Config().Path, "blobs"), blobstore.WithMax(p.cfg.Max), blobstore.WithLogger(p.log),
+		blobstore.WithOnAdd(func(info blobstore.Info) {
+			if p.x != nil {
+				p.x.added(info)
+			}
+		}))
 	if err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
-	p.store = st
+	x, err := newExchange(p.cfg.wants(), st, p.log, s.Go, filepath.Join(s.Config().Path, "blobs_push.json"))
+	if err != nil {
+		st.Close()
+		return err
+	}
+	p.store, p.x = st, x
 	return nil
+}
+
+// Connected starts the exchange of wants with a peer (not the owner).
+func (p *Plugin) Connected(ctx context.Context, c *server.Conn) {
+	if c.Peer() {
+		p.x.connected(ctx, c)
+	}
+}
+
+// Disconnected ends the exchange with a peer: its wants end, and fetches
+// from it go to other peers.
+func (p *Plugin) Disconnected(c *server.Conn) {
+	if c.Peer() {
+		p.x.disconnected(c)
+	}
+}
+
+// Status reports the exchange: {"blobs": {peers, wants, fetching, ...}}.
+func (p *Plugin) Status(context.Context) (map[string]any, error) {
+	return map[string]any{"blobs": p.x.status()}, nil
 }
 
 // Store returns the blob store (nil before Init).
 func (p *Plugin) Store() *blobstore.Store { return p.store }
 
-// Run waits for the server to stop, then closes the store, which ends the
-// live streams (blobs.changes, blobs.ls with live).
+// Run looks for stalled fetches every second until the server stops, then
+// closes the store, which ends the live streams (blobs.changes, blobs.ls
+// with live).
 func (p *Plugin) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return p.store.Close()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			p.x.tick(now, p.cfg.FetchTimeout)
+		case <-ctx.Done():
+			return p.store.Close()
+		}
+	}
 }
 
-// Methods returns blobs.*; a stranger may call has, get, getSlice and
-// changes.
+// Methods returns blobs.*; a stranger may call has, get, getSlice,
+// changes and createWants.
 func (p *Plugin) Methods() []server.Method {
 	return []server.Method{
 		{Name: "blobs.has", Type: muxrpc.Async, Perm: server.Anyone, Handler: p.has},
 		{Name: "blobs.get", Type: muxrpc.Source, Perm: server.Anyone, Handler: p.get},
 		{Name: "blobs.getSlice", Type: muxrpc.Source, Perm: server.Anyone, Handler: p.getSlice},
 		{Name: "blobs.changes", Type: muxrpc.Source, Perm: server.Anyone, Handler: p.changes},
+		{Name: "blobs.createWants", Type: muxrpc.Source, Perm: server.Anyone, Handler: p.x.createWants},
+		{Name: "blobs.want", Type: muxrpc.Async, Handler: p.want},
+		{Name: "blobs.push", Type: muxrpc.Async, Handler: p.push},
 		{Name: "blobs.add", Type: muxrpc.Sink, Handler: p.add},
 		{Name: "blobs.size", Type: muxrpc.Async, Handler: p.size},
 		{Name: "blobs.ls", Type: muxrpc.Source, Handler: p.ls},
@@ -189,21 +271,30 @@ func parseID(raw json.RawMessage) (refs.Blob, error) {
 }
 
 // has answers whether a blob is stored: for an id, a bool; for an array of
-// ids, an array of bools. One invalid id fails the whole call, as JS.
-func (p *Plugin) has(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+// ids, an array of bools. One invalid id fails the whole call, as JS. A
+// peer's call takes the missing blobs as its wants, and answers false for
+// the empty blob, as ssb-blobs does.
+func (p *Plugin) has(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
 	raw := firstArg(req)
 	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil && raw != nil {
-		ids := make([]refs.Blob, len(list))
-		for i, r := range list {
-			id, err := parseID(r)
-			if err != nil {
-				req.Fail(err)
-				return
-			}
-			ids[i] = id
+	single := json.Unmarshal(raw, &list) != nil || raw == nil
+	if single {
+		list = []json.RawMessage{raw}
+	}
+	ids := make([]refs.Blob, len(list))
+	for i, r := range list {
+		id, err := parseID(r)
+		if err != nil {
+			req.Fail(err)
+			return
 		}
-		out := make([]bool, len(ids))
+		ids[i] = id
+	}
+	var out []bool
+	if c.Peer() {
+		out = p.x.remoteHas(c, ids)
+	} else {
+		out = make([]bool, len(ids))
 		for i, id := range ids {
 			ok, err := p.store.Has(id)
 			if err != nil {
@@ -212,20 +303,42 @@ func (p *Plugin) has(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 			}
 			out[i] = ok
 		}
-		req.Return(out)
+	}
+	if single {
+		req.Return(out[0])
 		return
 	}
-	id, err := parseID(raw)
+	req.Return(out)
+}
+
+// want answers true once the blob is stored, asking every peer for it
+// (ssb-blobs' blobs.want; it waits as long as the caller does).
+func (p *Plugin) want(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	id, err := parseID(firstArg(req))
 	if err != nil {
 		req.Fail(err)
 		return
 	}
-	ok, err := p.store.Has(id)
+	if err := p.x.want(ctx, id); err != nil {
+		return // the caller left
+	}
+	req.Return(true)
+}
+
+// push announces a stored blob to peers until three of them hold it
+// (ssb-blobs' blobs.push; the pushes are kept across restarts).
+func (p *Plugin) push(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
+	raw := firstArg(req)
+	id, err := parseID(raw)
 	if err != nil {
-		req.Fail(fmt.Errorf("blobs.has: %w", err))
+		req.Fail(fmt.Errorf("invalid hash:%s", show(raw)))
 		return
 	}
-	req.Return(ok)
+	if err := p.x.push(id); err != nil {
+		req.Fail(err)
+		return
+	}
+	req.Return(nil)
 }
 
 // size answers the size of a stored blob, or null.

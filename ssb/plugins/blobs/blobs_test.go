@@ -50,6 +50,12 @@ func startServer(t *testing.T, config string) *testServer {
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
+	return startServerCaps(t, config, caps)
+}
+
+// startServerCaps starts a test server on the network key caps.
+func startServerCaps(t *testing.T, config string, caps [32]byte) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	if config != "" {
 		if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
