@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func startServerCaps(t *testing.T, config string, caps [32]byte) *testServer {
 	s.cfg = server.Config{Path: dir, Host: "127.0.0.1", Caps: s.caps, HandshakeTimeout: 2 * time.Second}
 	s.blobs = New()
 	s.blobs.added = func(id refs.Blob, err error) { s.added <- addResult{id, err} }
-	srv, err := server.Open(s.cfg, nil, s.blobs)
+	srv, err := server.Open(s.cfg, testLogger(), s.blobs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,4 +496,12 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%s: max %d, %v", c.section, p.Config().Max, err)
 		}
 	}
+}
+
+// testLogger logs to stderr at debug level when BLOBS_DEBUG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("BLOBS_DEBUG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
