@@ -24,12 +24,24 @@ const (
 	// peer answers our whole want map in one message, so it exceeds
 	// DefaultMaxWants.
 	DefaultMaxMessageEntries = 20000
+	// DefaultPeerBudget is how many bytes the blobs wanted by one peer
+	// may take to fetch per hour (a bucket of this size, refilled at this
+	// rate per hour).
+	DefaultPeerBudget = 256 << 20
+	// DefaultBudget is the same for the blobs wanted by all peers
+	// together.
+	DefaultBudget = 2 << 30
 	// DefaultFetchTimeout is how long a fetch may go without progress
 	// before it is abandoned and the blob fetched from another peer.
 	DefaultFetchTimeout = 30 * time.Second
 )
 
 // Config sets the limits of a Core. A zero field takes its default.
+//
+// Disk and bandwidth spent for peers are bounded by the budgets: a blob
+// fetched because peers wanted it (and we did not) is charged to each of
+// them and to the total; a peer whose budget is spent has its new wants
+// ignored (answered when the blob is here) until the budget refills.
 //
 // Memory is bounded by the limits: at most MaxWants wants from peers (plus
 // the local wants and pushes, which only the owner makes), each remembering
@@ -73,6 +85,14 @@ type Config struct {
 	// rest are ignored and counted. Default DefaultMaxMessageEntries.
 	MaxMessageEntries int
 
+	// PeerBudget is how many bytes fetched for one peer's wants are
+	// allowed per hour. Default DefaultPeerBudget.
+	PeerBudget int64
+
+	// Budget is how many bytes fetched for all peers' wants are allowed
+	// per hour. Default DefaultBudget.
+	Budget int64
+
 	// FetchTimeout is how long a fetch may go without FetchProgress, as
 	// seen by Tick, before it is cancelled and the blob is fetched from
 	// another peer. Default DefaultFetchTimeout.
@@ -94,6 +114,12 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxWants, DefaultMaxWants)
 	def(&c.MaxHavesPerPeer, DefaultMaxHavesPerPeer)
 	def(&c.MaxMessageEntries, DefaultMaxMessageEntries)
+	if c.PeerBudget <= 0 {
+		c.PeerBudget = DefaultPeerBudget
+	}
+	if c.Budget <= 0 {
+		c.Budget = DefaultBudget
+	}
 	if c.FetchTimeout <= 0 {
 		c.FetchTimeout = DefaultFetchTimeout
 	}

@@ -78,12 +78,13 @@ func (c *Core) FetchDone(id FetchID, err error) {
 	c.fetchNext(f.Blob)
 }
 
-// Tick gives the core the current time. Fetches without progress for
-// FetchTimeout are cancelled (Ready.Cancels) and the blob fetched from the
-// next peer that has it. The driver ticks about once a second; the stall
+// Tick gives the core the current time: the budgets refill, and fetches
+// without progress for FetchTimeout are cancelled (Ready.Cancels) and the
+// blob fetched from the next peer that has it. The driver ticks about once a second; the stall
 // clock of a fetch started before the first Tick starts at that Tick.
 func (c *Core) Tick(now time.Time) {
 	c.now = now
+	c.refill(now)
 	stalled := []*fetch{}
 	for _, f := range c.fetches {
 		switch {

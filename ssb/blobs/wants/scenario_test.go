@@ -621,3 +621,74 @@ func TestStepUnknownPeer(t *testing.T) {
 		t.Fatalf("ready %+v, stats %+v", r, c.Stats())
 	}
 }
+
+// A peer's wants cost what they fetch: past PeerBudget bytes its new wants
+// are ignored (still answered when the blob is here), another peer's are
+// not, and an hour later the budget is back. The total Budget bounds all
+// peers together.
+func TestFetchBudget(t *testing.T) {
+	cfg := wants.Config{PeerBudget: 1000, Budget: 1500, Max: 10_000}
+	st := memStore{}
+	c := wants.New(cfg, st)
+	greedy, other, holder := feedOf("greedy"), feedOf("other"), feedOf("holder")
+	for _, p := range []refs.Feed{greedy, other, holder} {
+		c.Connect(p)
+	}
+	now := time.Unix(1e9, 0)
+	c.Tick(now)
+	c.Ready()
+	// fetch has holder announce a blob of size n that peer wants, and
+	// completes the fetch; it reports whether the want was taken up.
+	fetch := func(peer refs.Feed, name string, n int) bool {
+		t.Helper()
+		b := fake(name, n)
+		id := blobOf(b)
+		before := c.Stats().WantsOverBudget
+		c.Step(peer, wants.Message{id: -1})
+		if c.Stats().WantsOverBudget != before {
+			c.Ready()
+			return false
+		}
+		c.Step(holder, wants.Message{id: int64(n)})
+		r := c.Ready()
+		if len(r.Fetches) != 1 {
+			t.Fatalf("%s: fetches %v", name, r.Fetches)
+		}
+		st[id] = b
+		c.Added(id, int64(n))
+		c.FetchDone(r.Fetches[0].ID, nil)
+		c.Ready()
+		return true
+	}
+	if !fetch(greedy, "a", 600) || !fetch(greedy, "b", 600) {
+		t.Fatal("wants within the budget refused")
+	}
+	if fetch(greedy, "c", 10) {
+		t.Fatal("a want past the peer's budget taken up")
+	}
+	// Still answered when here.
+	c.Step(greedy, wants.Message{blobOf(fake("a", 600)): -1})
+	if r := c.Ready(); len(r.Messages) != 1 || r.Messages[0].Msg[blobOf(fake("a", 600))] != 600 {
+		t.Fatalf("a want of a blob here, past the budget: %+v", r.Messages)
+	}
+	// 1200 of the total's 1500 spent: another peer's wants are taken up
+	// until the total is spent.
+	if !fetch(other, "d", 200) || !fetch(other, "e", 200) {
+		t.Fatal("another peer's want within the total refused")
+	}
+	if fetch(other, "f", 10) {
+		t.Fatal("a want past the total budget taken up")
+	}
+	if s := c.Stats(); s.FetchedForPeers != 1600 || s.WantsOverBudget != 2 {
+		t.Fatalf("%+v: want 1600 bytes fetched for peers, 2 wants over budget", s)
+	}
+	// Our own wants are never limited.
+	c.Want(blobOf(fake("ours", 5000)))
+	if c.Stats().Wants == 0 {
+		t.Fatal("a local want refused past the budgets")
+	}
+	c.Tick(now.Add(time.Hour))
+	if !fetch(greedy, "g", 10) {
+		t.Fatal("the budget did not refill after an hour")
+	}
+}

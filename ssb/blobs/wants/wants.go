@@ -29,7 +29,8 @@
 //
 // Where this differs from inject.js, on purpose:
 //
-//   - Bounds (see Config): JS has none. Sympathy defaults to 2, so a
+//   - Bounds (see Config): JS has none. Blobs fetched for peers' wants
+//     are charged to hourly budgets, per peer and in total. Sympathy defaults to 2, so a
 //     peer's forwarded want (-2) is answered but never taken up; JS's
 //     default 3 takes it up as -3 (Config.Sympathy = 3 restores that).
 //   - A peer's wants end when it disconnects (JS keeps them for ever).
@@ -122,17 +123,19 @@ func (r Ready) Empty() bool {
 
 // Stats counts what the core ignored or retried.
 type Stats struct {
-	MalformedMessages int // messages that were not JSON objects
-	MalformedEntries  int // entries with a bad id or value, or beyond MaxMessageEntries
-	WantsDropped      int // wants beyond MaxWantsPerPeer or MaxWants
-	WantsTooFar       int // wants beyond Sympathy (answered if here, else ignored)
-	HavesOverMax      int // haves of Max bytes or more
-	HavesDropped      int // haves beyond MaxHavesPerPeer, or from a peer that failed the blob
-	FetchesFailed     int // FetchDone with an error
-	FetchesStalled    int // fetches cancelled by Tick
-	FetchesOrphaned   int // fetches cancelled because their peer left
-	Wants             int // wants held now (local and taken up)
-	Fetching          int // fetches running now
+	MalformedMessages int   // messages that were not JSON objects
+	MalformedEntries  int   // entries with a bad id or value, or beyond MaxMessageEntries
+	WantsDropped      int   // wants beyond MaxWantsPerPeer or MaxWants
+	WantsTooFar       int   // wants beyond Sympathy (answered if here, else ignored)
+	WantsOverBudget   int   // wants of a peer whose fetch budget (or the total) is spent
+	FetchedForPeers   int64 // bytes fetched for peers' wants alone
+	HavesOverMax      int   // haves of Max bytes or more
+	HavesDropped      int   // haves beyond MaxHavesPerPeer, or from a peer that failed the blob
+	FetchesFailed     int   // FetchDone with an error
+	FetchesStalled    int   // fetches cancelled by Tick
+	FetchesOrphaned   int   // fetches cancelled because their peer left
+	Wants             int   // wants held now (local and taken up)
+	Fetching          int   // fetches running now
 }
 
 // Core is the want protocol state of one node.
@@ -146,6 +149,10 @@ type Core struct {
 	wants  map[refs.Blob]*want
 	taken  int // wants with an origin peer, limited by MaxWants
 	pushes map[refs.Blob]map[refs.Feed]int64
+
+	spent      map[refs.Feed]int64 // bytes charged to a peer's budget, draining at PeerBudget per hour
+	spentTotal int64
+	refilled   time.Time
 
 	fetches   map[refs.Blob]*fetch // at most one per blob (JS getting[id])
 	byID      map[FetchID]*fetch
@@ -211,6 +218,7 @@ func New(cfg Config, store Store) *Core {
 		peers:   map[refs.Feed]*peer{},
 		wants:   map[refs.Blob]*want{},
 		pushes:  map[refs.Blob]map[refs.Feed]int64{},
+		spent:   map[refs.Feed]int64{},
 		fetches: map[refs.Blob]*fetch{},
 		byID:    map[FetchID]*fetch{},
 		sends:   map[refs.Feed][]Message{},
@@ -393,6 +401,10 @@ func (c *Core) peerWants(from refs.Feed, p *peer, id refs.Blob, n int64) {
 			return
 		}
 	}
+	if c.spent[from] >= c.cfg.PeerBudget || c.spentTotal >= c.cfg.Budget {
+		c.stats.WantsOverBudget++
+		return
+	}
 	if (w == nil || len(w.from) == 0) && c.taken >= c.cfg.MaxWants {
 		c.stats.WantsDropped++
 		return
@@ -516,8 +528,37 @@ func (c *Core) Added(id refs.Blob, size int64) {
 	}
 	if w.local {
 		c.out.Resolved = append(c.out.Resolved, id)
+	} else {
+		for from := range w.from {
+			c.spent[from] += size
+		}
+		c.spentTotal += size
+		c.stats.FetchedForPeers += size
 	}
 	c.dropWant(id, w)
+}
+
+// refill drains the budgets' buckets for the time since the last Tick.
+func (c *Core) refill(now time.Time) {
+	if c.refilled.IsZero() || now.Before(c.refilled) {
+		c.refilled = now
+		return
+	}
+	dt := now.Sub(c.refilled)
+	c.refilled = now
+	drain := func(spent *int64, perHour int64) {
+		*spent -= int64(float64(perHour) * dt.Hours())
+		*spent = max(*spent, 0)
+	}
+	for f, n := range c.spent {
+		drain(&n, c.cfg.PeerBudget)
+		if n == 0 {
+			delete(c.spent, f)
+		} else {
+			c.spent[f] = n
+		}
+	}
+	drain(&c.spentTotal, c.cfg.Budget)
 }
 
 // dropWant ends a want, and forgets what peers said of the blob: the haves

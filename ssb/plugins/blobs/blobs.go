@@ -9,7 +9,9 @@
 // ssb-server's anonymous permissions allow; its blobs.has of a missing
 // blob is taken as its want, as ssb-blobs does.
 //
-// Fetches run at most 32 at once, 8 per peer; a fetch that gets no byte
+// What peers make us fetch is bounded: 1,024 wants at once per peer and
+// 16,384 in all, and 256 MiB an hour per peer, 2 GiB an hour in all
+// (wants.Config). Fetches run at most 32 at once, 8 per peer; a fetch that gets no byte
 // for fetchTimeout (30 s) is abandoned for another peer, as is one whose
 // bytes do not hash to the id or pass the size the peer announced.
 //
