@@ -177,6 +177,8 @@ func TestInteropClient(t *testing.T) {
 		{"method": "blobs.size", "type": "async", "args": []any{smallID}},
 		{"method": "blobs.add", "type": "sink", "input": base64.StdEncoding.EncodeToString(stranger)},
 		{"method": "blobs.has", "type": "async", "args": []any{blobID(stranger)}},
+		{"method": "blobs.want", "type": "async", "args": []any{smallID}},
+		{"method": "blobs.push", "type": "async", "args": []any{smallID}},
 	})
 	if res[0].Decode("result", &has); !has {
 		t.Errorf("stranger's blobs.has: %s %q", res[0].Fields["result"], res[0].Str("error"))
@@ -187,7 +189,7 @@ func TestInteropClient(t *testing.T) {
 	if res[5].Decode("result", &has); has {
 		t.Error("a stranger's blobs.add was stored")
 	}
-	for _, i := range []int{2, 3} {
+	for _, i := range []int{2, 3, 6, 7} {
 		if e := res[i].Str("error"); !strings.Contains(e, "is not in list of allowed methods") {
 			t.Errorf("stranger's %s: error %q, want ssb-server's permission error", res[i].Str("method"), e)
 		}
