@@ -49,13 +49,9 @@ func UnboxString(content string, k *Key) ([]byte, bool, error) { return k.Unbox(
 // Unbox implements Unboxer for the content string of a private-box message,
 // base64(ciphertext) + ".box".
 func (k *Key) Unbox(content string) ([]byte, bool, error) {
-	b64, ok := strings.CutSuffix(content, Suffix)
-	if !ok {
-		return nil, false, fmt.Errorf("%w: content does not end with %q", ErrMalformed, Suffix)
-	}
-	ct, err := base64.StdEncoding.DecodeString(b64)
+	ct, err := Decode(content)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: base64: %w", ErrMalformed, err)
+		return nil, false, err
 	}
 	return k.Open(ct)
 }
@@ -75,46 +71,80 @@ func Unbox(ciphertext []byte, k *Key) ([]byte, bool, error) { return k.Open(ciph
 // difference matters only for a box made with more than 7 recipients, which
 // ssb-keys refuses to make.
 func (k *Key) Open(ct []byte) ([]byte, bool, error) {
+	rk, ok, err := k.OpenKey(ct)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	plain, err := OpenBody(ct, rk)
+	if err != nil {
+		return nil, false, err
+	}
+	return plain, true, nil
+}
+
+// A ReadKey opens the body of one message: the recipient count and the
+// body key, the 33 bytes of a slot (ssb-keys' unboxKey; ssb-db shows them
+// in base64 as value.unbox). Whoever holds it reads that message.
+type ReadKey [headerSize]byte
+
+// OpenKey finds our slot of a ciphertext and returns the message's read
+// key; see Open for ok and the errors.
+func (k *Key) OpenKey(ct []byte) (ReadKey, bool, error) {
 	if len(ct) < minSize {
-		return nil, false, fmt.Errorf("%w: %d bytes, want at least %d", ErrMalformed, len(ct), minSize)
+		return ReadKey{}, false, fmt.Errorf("%w: %d bytes, want at least %d", ErrMalformed, len(ct), minSize)
 	}
 	nonce := (*[nonceSize]byte)(ct[:nonceSize])
 	shared, err := dh(k.priv, ct[nonceSize:slotsStart])
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: one-time key: %w", ErrMalformed, err)
+		return ReadKey{}, false, fmt.Errorf("%w: one-time key: %w", ErrMalformed, err)
 	}
 	var buf [headerSize]byte
-	var header []byte
 	for i := range MaxRecipients {
 		s := slotsStart + i*slotSize
 		if s+slotSize > len(ct)-tagSize {
 			break // as JS: a slot must leave room for the body's tag
 		}
 		if h, ok := secretbox.Open(buf[:0], ct[s:s+slotSize], nonce, &shared); ok {
-			header = h
-			break
+			return ReadKey(h), true, nil
 		}
 	}
-	if header == nil {
-		return nil, false, nil
-	}
-	n := int(header[0])
+	return ReadKey{}, false, nil
+}
+
+// OpenBody decrypts a ciphertext's body with its read key.
+func OpenBody(ct []byte, rk ReadKey) ([]byte, error) {
+	n := int(rk[0])
 	if n < 1 || n > MaxRecipients {
-		return nil, false, fmt.Errorf("%w: header claims %d recipients", ErrMalformed, n)
+		return nil, fmt.Errorf("%w: header claims %d recipients", ErrMalformed, n)
 	}
 	body := slotsStart + n*slotSize
 	if body+tagSize > len(ct) {
-		return nil, false, fmt.Errorf("%w: header claims %d recipients, the box has room for fewer", ErrMalformed, n)
+		return nil, fmt.Errorf("%w: header claims %d recipients, the box has room for fewer", ErrMalformed, n)
 	}
-	bodyKey := [keySize]byte(header[1:])
+	nonce := (*[nonceSize]byte)(ct[:nonceSize])
+	bodyKey := [keySize]byte(rk[1:])
 	plain, ok := secretbox.Open(nil, ct[body:], nonce, &bodyKey)
 	if !ok {
-		return nil, false, fmt.Errorf("%w: the body does not open with the key of our slot", ErrMalformed)
+		return nil, fmt.Errorf("%w: the body does not open with the key of our slot", ErrMalformed)
 	}
 	if plain == nil {
 		plain = []byte{}
 	}
-	return plain, true, nil
+	return plain, nil
+}
+
+// Decode returns the ciphertext of a private-box content string,
+// base64(ciphertext) + ".box".
+func Decode(content string) ([]byte, error) {
+	b64, ok := strings.CutSuffix(content, Suffix)
+	if !ok {
+		return nil, fmt.Errorf("%w: content does not end with %q", ErrMalformed, Suffix)
+	}
+	ct, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: base64: %w", ErrMalformed, err)
+	}
+	return ct, nil
 }
 
 // dh returns the X25519 shared secret of priv and point, refusing a point

@@ -6,6 +6,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/plugins/blobs"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
+	"github.com/scuttlego/scuttle/ssb/plugins/private"
 	"github.com/scuttlego/scuttle/ssb/plugins/replication"
 	"github.com/scuttlego/scuttle/ssb/plugins/status"
 	"github.com/scuttlego/scuttle/ssb/server"
@@ -14,9 +15,11 @@ import (
 // Default returns new instances of the default plugins: status (whoami,
 // version, status), db (ssb-db's methods, own-feed protection), gossip
 // (the known peers, the keep-alive), replication (EBT, legacy, the
-// follow graph) and blobs (ssb-blobs' local methods). A connection is
+// follow graph), blobs (ssb-blobs: the local methods and the exchange with
+// peers) and private (private messages: encryption on publish, the index
+// of ours, private: true reads). A connection is
 // offered to replication before db (db asks peers for our feed while it is
 // being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New()}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -29,6 +30,61 @@ type Plugin struct {
 	keys    *keys.KeyPair
 	hmacKey []byte
 	own     *ownFeed
+
+	privOnce sync.Once
+	priv     Private
+}
+
+// A Private plugin encrypts and decrypts private messages for db (package
+// ssb/plugins/private); db uses the first of the server's plugins that is
+// one. Without it, publishing content with recps is refused.
+type Private interface {
+	server.Plugin
+	// BoxContent encrypts content, which holds recps, into the content
+	// string to sign; an error says why nothing can be published.
+	BoxContent(content message.Value) (string, error)
+	// UnboxItem returns the item in ssb-db's shape for a private message
+	// that is ours (value.content decrypted, the markers meta, cyphertext,
+	// private, unbox), or false: not private, not ours, or no value.
+	UnboxItem(it store.Item) (store.Item, bool)
+}
+
+// private returns the server's Private plugin, or nil.
+func (p *Plugin) private() Private {
+	p.privOnce.Do(func() {
+		for _, pl := range p.srv.Plugins() {
+			if pr, ok := pl.(Private); ok {
+				p.priv = pr
+				return
+			}
+		}
+	})
+	return p.priv
+}
+
+// unboxer returns the transformation of items that private: true asks
+// for, or nil.
+func (p *Plugin) unboxer(o StreamOpts) func(store.Item) store.Item {
+	priv := p.private()
+	if !o.Private || priv == nil {
+		return nil
+	}
+	return func(it store.Item) store.Item {
+		if u, ok := priv.UnboxItem(it); ok {
+			return u
+		}
+		return it
+	}
+}
+
+// PublishContent publishes content (JSON) as the next message of our feed,
+// encrypted when it has recps, and returns it as stored.
+func (p *Plugin) PublishContent(ctx context.Context, content []byte) (store.Item, error) {
+	m, err := p.publishContent(ctx, content)
+	if err != nil {
+		return store.Item{}, err
+	}
+	return p.store.Get(m.Key)
 }
 
 // New returns the db plugin.
@@ -125,6 +181,9 @@ type StreamOpts struct {
 	Values   *bool           `json:"values"`
 	Meta     bool            `json:"meta"`
 	Content  json.RawMessage `json:"content"`
+	// Private asks for the plaintext of the private messages that are
+	// ours, as ssb-db's private: true (owner only: db's methods are).
+	Private bool `json:"private"`
 }
 
 // WithOpts adapts a method that takes parsed options (see ParseOpts); bad
@@ -194,7 +253,15 @@ func (p *Plugin) publishContent(ctx context.Context, content []byte) (*message.M
 		return nil, fmt.Errorf("publish: content: %w", err)
 	}
 	if r, ok := v.Get("recps"); ok && r.Kind() != message.Null {
-		return nil, errPrivate
+		priv := p.private()
+		if priv == nil {
+			return nil, errPrivate
+		}
+		boxed, err := priv.BoxContent(v)
+		if err != nil {
+			return nil, fmt.Errorf("publish: %w; nothing was published", err)
+		}
+		v = message.StringValue(boxed)
 	}
 	if err := p.own.allowPublish(ctx); err != nil {
 		return nil, err
@@ -242,6 +309,9 @@ func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o
 	if err != nil {
 		req.Fail(err)
 		return
+	}
+	if u := p.unboxer(o); u != nil {
+		it = u(it)
 	}
 	if !o.Meta {
 		it.Key = refs.Message{}
@@ -320,6 +390,9 @@ func (p *Plugin) createUserStream(ctx context.Context, _ *server.Conn, req *muxr
 	}
 	defer it.Close()
 	shape := shaper(o)
+	if u := p.unboxer(o); u != nil {
+		shape = func(it store.Item) store.Item { return shaper(o)(u(it)) }
+	}
 	var items []json.RawMessage
 	for {
 		item, err := it.Next(ctx)
@@ -371,7 +444,7 @@ func shaper(o StreamOpts) func(store.Item) store.Item {
 
 func (p *Plugin) createLogStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
 	it, err := p.store.Log(ctx, store.LogQuery{Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
-	Drain(ctx, req, it, err)
+	DrainWith(ctx, req, it, err, p.unboxer(o))
 }
 
 func (p *Plugin) createFeedStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
@@ -385,7 +458,7 @@ func (p *Plugin) createFeedStream(ctx context.Context, _ *server.Conn, req *muxr
 		q.Lt = o.Lte
 	}
 	it, err := p.store.Feed(ctx, q)
-	Drain(ctx, req, it, err)
+	DrainWith(ctx, req, it, err, p.unboxer(o))
 }
 
 func (p *Plugin) messagesByType(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o StreamOpts) {
@@ -401,6 +474,11 @@ func (p *Plugin) messagesByType(ctx context.Context, _ *server.Conn, req *muxrpc
 // peer aborts, or the connection ends. The iterator pulls from the store
 // as the stream sends, so a slow peer never makes the server buffer.
 func Drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error) {
+	DrainWith(ctx, req, it, err, nil)
+}
+
+// DrainWith is Drain with each item passed through fn first (when not nil).
+func DrainWith(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err error, fn func(store.Item) store.Item) {
 	if err != nil {
 		req.Fail(err)
 		return
@@ -417,6 +495,9 @@ func Drain(ctx context.Context, req *muxrpc.Request, it *store.Iterator, err err
 				req.Fail(err)
 			}
 			return
+		}
+		if fn != nil {
+			item = fn(item)
 		}
 		buf = item.AppendJSON(buf[:0])
 		if req.Stream().SendRaw(muxrpc.JSON, buf) != nil {

@@ -104,8 +104,9 @@ type ownHead struct {
 	Key      string `json:"key,omitempty"` // empty at sequence 0
 }
 
-// errPrivate refuses content with recipients: it would be stored in clear.
-var errPrivate = errors.New("publish: content has recps: private messages are not supported yet (they would be published unencrypted); nothing was published")
+// errPrivate refuses content with recipients when no plugin encrypts
+// private messages: it would be stored in clear.
+var errPrivate = errors.New("publish: content has recps, and no plugin encrypts private messages (they would be published unencrypted); nothing was published")
 
 // An ownFeedError refuses a publish (or an append of our own messages)
 // while the own feed is not "ok".
