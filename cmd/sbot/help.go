@@ -20,11 +20,19 @@ var commandHelp = []struct{ name, summary, usage, doc string }{
 		"Publish a message whose content is the flags in order: --a.b nests, values\n" +
 			"that are JSON (numbers, true, objects) are typed, others are strings.\n" +
 			"  sbot publish --type post --text \"hello world\"\n" +
-			"  sbot publish --type contact --contact @FEED --following"},
+			"  sbot publish --type contact --contact @FEED --following\n" +
+			"A flag given again makes an array. With recps (1 to 7 feeds) the message is\n" +
+			"private: encrypted so that only they read it (include yourself to read it):\n" +
+			"  sbot publish --type post --text hi --recps @ME --recps @FRIEND\n" +
+			"  sbot get %MESSAGE --private     the plaintext of a message sent to you\n" +
+			"  sbot private.unbox BOX          the plaintext of a content string\n" +
+			"The other stream commands take --private too (sbot log --private)."},
 	{"feed", "print messages by their claimed time (createFeedStream)", "sbot feed [STREAM OPTIONS]", "Print messages by their claimed time (createFeedStream)."},
 	{"log", "print messages in the order received (createLogStream)", "sbot log [STREAM OPTIONS]", "Print messages in the order received (createLogStream)."},
 	{"hist", "print one feed: sbot hist @FEED [--seq N]", "sbot hist @FEED [--seq N] [STREAM OPTIONS]", "Print one feed from sequence N (createHistoryStream)."},
-	{"get", "print one message: sbot get %MESSAGE", "sbot get %MESSAGE", "Print one message."},
+	{"get", "print one message: sbot get %MESSAGE [--private]", "sbot get %MESSAGE [--private] [--meta]",
+		"Print one message's value; --private decrypts a private message sent to you,\n" +
+			"--meta prints its key, value and timestamp."},
 	{"progress", "replication progress (--watch: a line that updates until caught up)", "sbot progress [--watch]",
 		"Print replication progress; --watch prints a line that updates until caught up."},
 	{"repair", "rebuild a damaged store from the messages that still validate", "sbot repair [--path DIR]",

@@ -117,7 +117,8 @@ func jsonValue(s string) json.RawMessage {
 }
 
 // object builds a JSON object from the flags in their order, nesting dotted
-// names: --a.b 1 --c x is {"a":{"b":1},"c":"x"}.
+// names: --a.b 1 --c x is {"a":{"b":1},"c":"x"}. A name given more than
+// once makes an array: --recps @a --recps @b is {"recps":["@a","@b"]}.
 func (f *flags) object() json.RawMessage {
 	type node struct {
 		keys []string
@@ -139,10 +140,18 @@ func (f *flags) object() json.RawMessage {
 			n = child
 		}
 		last := parts[len(parts)-1]
-		if _, seen := n.vals[last]; !seen {
+		v := jsonValue(f.values[i])
+		switch prev := n.vals[last].(type) {
+		case nil:
 			n.keys = append(n.keys, last)
+			n.vals[last] = v
+		case json.RawMessage: // given again: an array, as minimist makes it
+			n.vals[last] = []json.RawMessage{prev, v}
+		case []json.RawMessage:
+			n.vals[last] = append(prev, v)
+		default:
+			n.vals[last] = v
 		}
-		n.vals[last] = jsonValue(f.values[i])
 	}
 	var write func(n *node) []byte
 	write = func(n *node) []byte {
@@ -158,6 +167,15 @@ func (f *flags) object() json.RawMessage {
 				out = append(out, write(v)...)
 			case json.RawMessage:
 				out = append(out, v...)
+			case []json.RawMessage:
+				out = append(out, '[')
+				for j, e := range v {
+					if j > 0 {
+						out = append(out, ',')
+					}
+					out = append(out, e...)
+				}
+				out = append(out, ']')
 			}
 		}
 		return append(out, '}')
@@ -257,9 +275,13 @@ func (c *client) command(ctx context.Context, cmd string, f flags, in io.Reader,
 		return c.async(ctx, out, "publish", content)
 	case "get":
 		if len(f.args) != 1 {
-			return errors.New("usage: sbot get %MESSAGE")
+			return errors.New("usage: sbot get %MESSAGE [--private] [--meta]")
 		}
-		return c.async(ctx, out, "get", f.args[0])
+		if len(f.names) == 0 {
+			return c.async(ctx, out, "get", f.args[0])
+		}
+		id, _ := json.Marshal(f.args[0])
+		return c.async(ctx, out, "get", json.RawMessage(`{"id":`+string(id)+strings.TrimPrefix(withComma(f.object()), "{")))
 	case "feed":
 		return c.source(ctx, out, "createFeedStream", f.object())
 	case "log":

@@ -43,6 +43,7 @@ type testServer struct {
 	addr net.Addr
 	caps string
 	cfg  server.Config
+	stop func() // stops the server (also at the end of the test)
 }
 
 // replOf returns the replicator of a server's replication plugin.
@@ -109,16 +110,20 @@ func startServerPlugins(t *testing.T, cfg server.Config, plugins ...server.Plugi
 	case err := <-done:
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return &testServer{Server: srv, addr: addr, caps: cfg.Caps, cfg: cfg}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			if err := srv.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &testServer{Server: srv, addr: addr, caps: cfg.Caps, cfg: cfg, stop: stop}
 }
 
 // local connects to the server's local socket, with the owner's rights.
