@@ -41,8 +41,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +63,7 @@ func main() {
 	n := flag.Int("n", 1000, "blobs fetched")
 	size := flag.Int("size", 64<<10, "bytes per blob (at most 5 MiB, the servers' limit)")
 	inflight := flag.Int("inflight", 64, "blobs.want calls in flight at once")
+	pairs := flag.String("pairs", "go,js", "pairs to run: go, js or both")
 	mem := flag.Bool("mem", true, "measure memory while serving concurrent blobs.get")
 	readers := flag.Int("readers", 32, "concurrent blobs.get of 5 MiB in the memory run")
 	quick := flag.Bool("quick", false, "a short run for CI: -n 200 -readers 8")
@@ -68,7 +72,7 @@ func main() {
 	if *quick {
 		*n, *readers = 200, 8
 	}
-	if err := run(*n, *size, *inflight, *mem, *readers, *interop); err != nil {
+	if err := run(*n, *size, *inflight, *pairs, *mem, *readers, *interop); err != nil {
 		fmt.Fprintln(os.Stderr, "ssbblobfetch:", err)
 		os.Exit(1)
 	}
@@ -84,7 +88,7 @@ type peer struct {
 // starter starts a server with its data in dir.
 type starter func(dir string) (peer, error)
 
-func run(n, size, inflight int, mem bool, readers int, interop string) error {
+func run(n, size, inflight int, pairs string, mem bool, readers int, interop string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var caps [32]byte
@@ -103,7 +107,7 @@ func run(n, size, inflight int, mem bool, readers int, interop string) error {
 		return peer{srv.Addr, srv.Owner, srv.Stop}, nil
 	}
 	startJS := func(dir string) (peer, error) {
-		js, err := ssbtest.StartJSServer(ctx, ssbtest.ExecStarter(ctx, interop), dir, caps)
+		js, err := ssbtest.StartJSServer(ctx, debugStarter(ctx, interop), dir, caps)
 		if err != nil {
 			return peer{}, err
 		}
@@ -118,6 +122,10 @@ func run(n, size, inflight int, mem bool, readers int, interop string) error {
 		name  string
 		start starter
 	}{{"go -> go", startGo}, {"js -> js", startJS}} {
+		if !strings.Contains(pairs, p.name[:2]) {
+			rates = append(rates, 0)
+			continue
+		}
 		d, err := fetch(ctx, p.start, filepath.Join(tmp, p.name[:2]), caps, n, size, inflight)
 		if err != nil {
 			fmt.Printf("%-10s failed: %v\n", p.name, err)
@@ -171,6 +179,7 @@ func fetch(ctx context.Context, start starter, dir string, caps [32]byte, n, siz
 		defer p.stop()
 		ps[i] = p
 	}
+	fmt.Fprintln(os.Stderr, "DEBUG started", time.Now())
 	ca, err := dial(ctx, ps[0], caps)
 	if err != nil {
 		return 0, err
@@ -178,8 +187,9 @@ func fetch(ctx context.Context, start starter, dir string, caps [32]byte, n, siz
 	defer ca.Close()
 	ids, err := addBlobs(ctx, ca, n, size)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("adding to A: %w", err)
 	}
+	fmt.Fprintln(os.Stderr, "DEBUG added", time.Now())
 	cb, err := dial(ctx, ps[1], caps)
 	if err != nil {
 		return 0, err
@@ -189,9 +199,13 @@ func fetch(ctx context.Context, start starter, dir string, caps [32]byte, n, siz
 	if err := cb.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(ps[0].addr, ps[0].kp.ID)); err != nil {
 		return 0, fmt.Errorf("gossip.connect: %w", err)
 	}
+	fmt.Fprintln(os.Stderr, "DEBUG connected", time.Now())
+	if os.Getenv("DEBUGSLEEP") != "" {
+		time.Sleep(3 * time.Second)
+	}
 	t0 := time.Now()
 	if err := wantAll(ctx, cb, ids, inflight); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("wanting on B: %w", err)
 	}
 	d := time.Since(t0)
 	var has []bool
@@ -209,25 +223,11 @@ func fetch(ctx context.Context, start starter, dir string, caps [32]byte, n, siz
 	return d, nil
 }
 
-// addBlobs adds n random blobs of size bytes through c, 16 at a time, and
-// returns their ids once blobs.changes has reported each stored.
+// addBlobs adds n random blobs of size bytes through c, in batches of 32,
+// and returns their ids once blobs.has says each batch is stored. (Polling
+// blobs.has rather than reading blobs.changes: a change that comes before
+// the server has subscribed the stream would be missed.)
 func addBlobs(ctx context.Context, c *client.Client, n, size int) ([]string, error) {
-	changes, err := c.Open(muxrpc.Method{"blobs", "changes"}, muxrpc.Source)
-	if err != nil {
-		return nil, err
-	}
-	defer changes.Close()
-	pending := map[string]bool{}
-	wait := func(left int) error {
-		for len(pending) > left {
-			var got string
-			if err := changes.RecvJSON(ctx, &got); err != nil {
-				return fmt.Errorf("blobs.changes: %w", err)
-			}
-			delete(pending, got)
-		}
-		return nil
-	}
 	ids := make([]string, n)
 	b := make([]byte, size)
 	for i := range ids {
@@ -243,12 +243,32 @@ func addBlobs(ctx context.Context, c *client.Client, n, size int) ([]string, err
 			}
 		}
 		st.Close()
-		pending[ids[i]] = true
-		if err := wait(16); err != nil {
-			return nil, err
+		if (i+1)%32 == 0 || i == n-1 {
+			if err := waitHas(ctx, c, ids[i/32*32:i+1]); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return ids, wait(0)
+	return ids, nil
+}
+
+// waitHas waits until the server holds every blob of ids, or ctx ends.
+func waitHas(ctx context.Context, c *client.Client, ids []string) error {
+	for {
+		var has []bool
+		if err := c.AsyncJSON(ctx, &has, muxrpc.Method{"blobs", "has"}, ids); err != nil {
+			return fmt.Errorf("blobs.has: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "DEBUG has", has)
+		if len(has) == len(ids) && !slices.Contains(has, false) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("blobs.has: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // wantAll calls blobs.want for every id, inflight at a time, and returns
@@ -459,4 +479,19 @@ func readBlob(ctx context.Context, p peer, caps [32]byte, blob string, size int)
 		return fmt.Errorf("blobs.get: %d bytes of %d", n, size)
 	}
 	return nil
+}
+
+func debugStarter(ctx context.Context, interop string) ssbtest.Starter {
+	return func(config string) (func(), error) {
+		cmd := exec.CommandContext(ctx, "node", filepath.Join(interop, "ssb-server-peer.js"), config)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return func() { stdin.Close(); cmd.Wait() }, nil
+	}
 }

@@ -305,6 +305,27 @@ func (s *Store) Get(id refs.Message) (Item, error) {
 	return it, err
 }
 
+// GetSeq returns the message at receive sequence seq (Item.Seq), or an
+// error wrapping ErrNotFound.
+func (s *Store) GetSeq(seq uint64) (Item, error) {
+	var it Item
+	err := s.view(func(tx *bolt.Tx) error {
+		rec := record(tx.Bucket(bucketLog).Get(seqKey(seq)))
+		if rec == nil {
+			return fmt.Errorf("%w: receive sequence %d", ErrNotFound, seq)
+		}
+		if !rec.valid() {
+			return fmt.Errorf("%w: the record of receive sequence %d", ErrCorrupt, seq)
+		}
+		it = fullForm.item(seq, rec, nil)
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return Item{}, fmt.Errorf("store: get %d: %w", seq, err)
+	}
+	return it, err
+}
+
 // lookup returns the receive sequence of message id.
 func lookup(tx *bolt.Tx, id refs.Message) (uint64, error) {
 	last, _ := tx.Bucket(bucketLog).Cursor().Last()

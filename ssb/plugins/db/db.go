@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,10 @@ type Private interface {
 	// that is ours (value.content decrypted, the markers meta, cyphertext,
 	// private, unbox), or false: not private, not ours, or no value.
 	UnboxItem(it store.Item) (store.Item, bool)
+	// Ours returns the receive sequences of the private messages that are
+	// ours, in order, once every message stored when it is called was
+	// tried.
+	Ours(ctx context.Context) ([]uint64, error)
 }
 
 // private returns the server's Private plugin, or nil.
@@ -466,8 +471,116 @@ func (p *Plugin) messagesByType(ctx context.Context, _ *server.Conn, req *muxrpc
 		req.Fail(errors.New("messagesByType: type required"))
 		return
 	}
+	if priv := p.private(); o.Private && priv != nil {
+		p.privateByType(ctx, req, o, priv)
+		return
+	}
 	it, err := p.store.Type(ctx, store.TypeQuery{Type: o.Type, Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
 	Drain(ctx, req, it, err)
+}
+
+// privateByType is messagesByType with private: true, as ssb-db indexes
+// types after decryption: the public messages of the type merged, in
+// receive order, with our private messages whose plaintext has the type
+// (decrypted for the query: the index holds positions only), then, live,
+// every new message of the type, decrypted when ours.
+func (p *Plugin) privateByType(ctx context.Context, req *muxrpc.Request, o StreamOpts, priv Private) {
+	full := func(it store.Item) store.Item { return shaper(o)(it) }
+	inBounds := func(ts float64) bool {
+		return (o.Gt == nil || ts > *o.Gt) && (o.Gte == nil || ts >= *o.Gte) && (o.Lt == nil || ts < *o.Lt) && (o.Lte == nil || ts <= *o.Lte)
+	}
+	var live *store.Iterator
+	if o.Live && !o.Reverse {
+		no := false
+		var err error
+		if live, err = p.store.Log(ctx, store.LogQuery{Live: true, Old: &no}); err != nil { // before the old part: nothing is missed
+			req.Fail(err)
+			return
+		}
+		defer live.Close()
+	}
+	st := req.Stream()
+	var last uint64
+	if o.Old == nil || *o.Old {
+		ours, err := priv.Ours(ctx)
+		if err != nil {
+			return
+		}
+		var mine []store.Item
+		for _, seq := range ours {
+			it, err := p.store.GetSeq(seq)
+			if err != nil || !inBounds(it.Timestamp) {
+				continue
+			}
+			if u, ok := priv.UnboxItem(it); ok && typeOf(u.Value) == o.Type {
+				mine = append(mine, u)
+			}
+		}
+		if o.Reverse {
+			slices.Reverse(mine)
+		}
+		pub, err := p.store.Type(ctx, store.TypeQuery{Type: o.Type, Gt: o.Gt, Gte: o.Gte, Lt: o.Lt, Lte: o.Lte, Limit: o.Limit, Reverse: o.Reverse})
+		if err != nil {
+			req.Fail(err)
+			return
+		}
+		defer pub.Close()
+		next, pubErr := pub.Next(ctx)
+		for sent := 0; o.Limit <= 0 || sent < o.Limit; sent++ {
+			var out store.Item
+			switch {
+			case pubErr != nil && len(mine) == 0:
+				if !errors.Is(pubErr, io.EOF) {
+					req.Fail(pubErr)
+					return
+				}
+			case pubErr != nil || (len(mine) > 0 && (mine[0].Seq < next.Seq) != o.Reverse):
+				out, mine = mine[0], mine[1:]
+			default:
+				out = next
+				next, pubErr = pub.Next(ctx)
+			}
+			if out.Value == nil {
+				break
+			}
+			last = max(last, out.Seq)
+			if st.SendRaw(muxrpc.JSON, full(out).AppendJSON(nil)) != nil {
+				return
+			}
+		}
+	}
+	if live == nil {
+		return
+	}
+	for {
+		it, err := live.Next(ctx)
+		if err != nil {
+			return
+		}
+		if it.Seq <= last || !inBounds(it.Timestamp) {
+			continue
+		}
+		if u, ok := priv.UnboxItem(it); ok {
+			it = u
+		}
+		if typeOf(it.Value) != o.Type {
+			continue
+		}
+		if st.SendRaw(muxrpc.JSON, full(it).AppendJSON(nil)) != nil {
+			return
+		}
+	}
+}
+
+// typeOf returns a message value's content.type, or "".
+func typeOf(value []byte) string {
+	var v struct {
+		Content struct {
+			Type string `json:"type"`
+		} `json:"content"`
+	}
+	json.Unmarshal(value, &v)
+	return v.Content.Type
 }
 
 // Drain sends every item of it on the request's stream until it ends, the

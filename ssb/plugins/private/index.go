@@ -234,7 +234,7 @@ func (x *index) try(items []store.Item) error {
 					continue
 				}
 				nt++
-				_, mine, err := x.unbox.OpenKey(ct)
+				_, mine, err := x.unbox.Open(ct) // the body too: a box of ours that does not open is not ours
 				if err != nil {
 					nm++
 					continue

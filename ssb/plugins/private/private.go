@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/scuttlego/scuttle/ssb/message"
@@ -162,6 +163,24 @@ func (p *Plugin) UnboxItem(it store.Item) (store.Item, bool) {
 	}
 	it.Value = decorate(v, plain, rk).AppendCompact(nil)
 	return it, true
+}
+
+// Ours returns the receive sequences of the private messages that are
+// ours, in order, once the index has tried every message stored when it is
+// called.
+func (p *Plugin) Ours(ctx context.Context) ([]uint64, error) {
+	x := p.idx
+	if err := x.waitScanned(ctx, x.st.Durable()); err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	seqs := make([]uint64, 0, len(x.ours))
+	for seq := range x.ours {
+		seqs = append(seqs, seq)
+	}
+	x.mu.Unlock()
+	slices.Sort(seqs)
+	return seqs, nil
 }
 
 // open decrypts a ciphertext of ours into its JSON value.
