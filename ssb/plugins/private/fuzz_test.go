@@ -48,4 +48,3 @@ func FuzzRecipients(f *testing.F) {
 		}
 	})
 }
-
