@@ -22,6 +22,8 @@ bench: ## Go benchmarks, then the programs that run Go and JavaScript side by si
 	go run ./bench/ssbstore
 	go run ./bench/ssbprivate
 	go run ./bench/ssbblobs -n 50 -size 200000
+	go run ./bench/ssbblobfetch
+	go run ./bench/ssbprivateindex
 	go run ./bench/ssbhostile
 
 server: ## an SSB server on its embedded store (~/.ssb-go, port 8008)

@@ -2,28 +2,36 @@
 // this project's server (sbot) and JavaScript ssb-server@16 (ssb-blobs
 // 1.2.2) side by side in one run (issue 13).
 //
-// For each pair, Go to Go (two servers in the process) and JavaScript to
-// JavaScript, server A holds n blobs (added through its owner with
-// blobs.add), server B dials A (gossip.connect), then B's owner calls
-// blobs.want for every id, 64 calls in flight (-inflight), with the same Go
-// client (ssb/client) for both. The clock runs from the first want until
-// every want has answered true; then blobs.has on B checks that B holds
-// them all.
+// For each pair, Go to Go (two servers in this process, each its own
+// directory) and JavaScript to JavaScript, server A holds n random blobs
+// (added through its owner with blobs.add), server B dials A (its owner
+// calls gossip.connect), then B's owner calls blobs.want for every id with
+// at most 64 calls in flight (-inflight), through the same Go client
+// (ssb/client) for both. The clock runs from the first want until every
+// want has answered true; then blobs.has on B checks that B holds them all.
 //
 // The bound is the box-stream throughput of a loopback TCP connection
-// (ssb/shs and ssb/boxstream, no muxrpc): one side writes the same number
-// of bytes in 64 KiB writes, the other reads them (best of three).
+// (ssb/shs and ssb/boxstream, no muxrpc): one side writes as many bytes in
+// 64 KiB writes, the other reads them; best of three.
 //
 // With -mem (default on), 32 clients each read a different 5 MiB blob from
 // one Go server at once (blobs.get through the RPC), and the program
 // reports the peak of its Go heap (HeapInuse) and of its resident set
 // (VmRSS) above what they were before the clients dialed, next to the 160
-// MiB that one blob-sized buffer per stream would take. The clients are in
+// MiB that one blob-sized buffer per stream would take. The clients run in
 // the same process as the server, so their memory is counted too; each
 // reads and discards one chunk at a time.
 //
-//	go run ./bench/ssbblobfetch -n 1000 -size 65536
-//	go run ./bench/ssbblobfetch -quick   # for CI: -n 200, 8 readers of 5 MiB
+//	go run ./bench/ssbblobfetch -n 1000 -size 65535
+//	go run ./bench/ssbblobfetch -quick   # for CI: -n 200, about 15 s here
+//
+// The default size is one byte under 64 KiB: JavaScript ssb-server's
+// blobs.get of a blob whose size is a multiple of 64 KiB loses the
+// connection after the last byte (65536, 131072, 327680 and 524288 bytes in
+// our runs; 65535, 65537 and 524287 pass; bench/ssbblobs shows it with a Go
+// client too), so one such blob stops the JavaScript fetch for good: the
+// peers redial about every 0.2 s and fail again. With -size 65536 the
+// JavaScript pair fails at -timeout.
 //
 // A pair that fails is reported as such and the run goes on. It needs node
 // and interop/node_modules (make test installs them).
@@ -41,12 +49,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scuttlego/scuttle/internal/procmem"
@@ -59,20 +67,26 @@ import (
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
+var (
+	n        = flag.Int("n", 1000, "blobs fetched")
+	size     = flag.Int("size", 64<<10-1, "bytes per blob (at most 5 MiB, the servers' limit)")
+	inflight = flag.Int("inflight", 64, "blobs.want calls in flight at once")
+	pairs    = flag.String("pairs", "go,js", "pairs to run: go, js or both")
+	timeout  = flag.Duration("timeout", 3*time.Minute, "limit of each pair's adding and fetching")
+	mem      = flag.Bool("mem", true, "measure memory while serving concurrent blobs.get")
+	readers  = flag.Int("readers", 32, "concurrent blobs.get of 5 MiB in the memory run")
+	quick    = flag.Bool("quick", false, "a short run for CI: -n 200 -timeout 40s")
+	interop  = flag.String("interop", "interop", "path of the interop folder")
+
+	caps [32]byte // the network key of every server of the run
+)
+
 func main() {
-	n := flag.Int("n", 1000, "blobs fetched")
-	size := flag.Int("size", 64<<10, "bytes per blob (at most 5 MiB, the servers' limit)")
-	inflight := flag.Int("inflight", 64, "blobs.want calls in flight at once")
-	pairs := flag.String("pairs", "go,js", "pairs to run: go, js or both")
-	mem := flag.Bool("mem", true, "measure memory while serving concurrent blobs.get")
-	readers := flag.Int("readers", 32, "concurrent blobs.get of 5 MiB in the memory run")
-	quick := flag.Bool("quick", false, "a short run for CI: -n 200 -readers 8")
-	interop := flag.String("interop", "interop", "path of the interop folder")
 	flag.Parse()
 	if *quick {
-		*n, *readers = 200, 8
+		*n, *timeout = 200, 40*time.Second
 	}
-	if err := run(*n, *size, *inflight, *pairs, *mem, *readers, *interop); err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "ssbblobfetch:", err)
 		os.Exit(1)
 	}
@@ -85,13 +99,31 @@ type peer struct {
 	stop func()
 }
 
-// starter starts a server with its data in dir.
-type starter func(dir string) (peer, error)
+func startGo(ctx context.Context, dir string) (peer, error) {
+	srv, err := sbotrun.Start(ctx, server.Config{Path: dir, Caps: base64.StdEncoding.EncodeToString(caps[:])})
+	if err != nil {
+		return peer{}, err
+	}
+	return peer{srv.Addr, srv.Owner, srv.Stop}, nil
+}
 
-func run(n, size, inflight int, pairs string, mem bool, readers int, interop string) error {
+func startJS(ctx context.Context, dir string) (peer, error) {
+	sctx, cancel := context.WithTimeout(ctx, time.Minute) // to start, not to run
+	defer cancel()
+	js, err := ssbtest.StartJSServer(sctx, ssbtest.ExecStarter(ctx, *interop), dir, caps)
+	if err != nil {
+		return peer{}, err
+	}
+	return peer{js.Addr, js.Keys, js.Close}, nil
+}
+
+func (p peer) dial(ctx context.Context) (*client.Client, error) {
+	return client.Dial(ctx, p.addr, caps, p.kp, p.kp.Public, nil)
+}
+
+func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	var caps [32]byte
 	rand.Read(caps[:])
 	tmp, err := os.MkdirTemp("", "ssbblobfetch")
 	if err != nil {
@@ -99,140 +131,102 @@ func run(n, size, inflight int, pairs string, mem bool, readers int, interop str
 	}
 	defer os.RemoveAll(tmp)
 
-	startGo := func(dir string) (peer, error) {
-		srv, err := sbotrun.Start(ctx, server.Config{Path: dir, Caps: base64.StdEncoding.EncodeToString(caps[:])})
-		if err != nil {
-			return peer{}, err
-		}
-		return peer{srv.Addr, srv.Owner, srv.Stop}, nil
-	}
-	startJS := func(dir string) (peer, error) {
-		js, err := ssbtest.StartJSServer(ctx, debugStarter(ctx, interop), dir, caps)
-		if err != nil {
-			return peer{}, err
-		}
-		return peer{js.Addr, js.Keys, js.Close}, nil
-	}
-
-	total := float64(n) * float64(size)
-	fmt.Printf("%d blobs of %d bytes fetched over loopback: B dials A, B's owner calls blobs.want, %d in flight\n\n", n, size, inflight)
+	total := float64(*n) * float64(*size) / 1e6
+	fmt.Printf("%d blobs of %d bytes fetched over loopback: B dials A, B's owner calls blobs.want, %d in flight\n\n", *n, *size, *inflight)
 	fmt.Printf("%-10s %10s %10s %10s\n", "pair", "seconds", "MB/s", "blobs/s")
-	var rates []float64
+	rates := map[string]float64{}
 	for _, p := range []struct {
 		name  string
-		start starter
-	}{{"go -> go", startGo}, {"js -> js", startJS}} {
-		if !strings.Contains(pairs, p.name[:2]) {
-			rates = append(rates, 0)
+		start func(context.Context, string) (peer, error)
+	}{{"go", startGo}, {"js", startJS}} {
+		if !strings.Contains(*pairs, p.name) {
 			continue
 		}
-		d, err := fetch(ctx, p.start, filepath.Join(tmp, p.name[:2]), caps, n, size, inflight)
+		name := p.name + " -> " + p.name
+		d, err := fetch(ctx, p.start, filepath.Join(tmp, p.name))
 		if err != nil {
-			fmt.Printf("%-10s failed: %v\n", p.name, err)
-			rates = append(rates, 0)
+			fmt.Printf("%-10s failed: %v\n", name, err)
 			continue
 		}
-		rates = append(rates, total/1e6/d.Seconds())
-		fmt.Printf("%-10s %10.2f %10.1f %10.0f\n", p.name, d.Seconds(), total/1e6/d.Seconds(), float64(n)/d.Seconds())
+		rates[p.name] = total / d.Seconds()
+		fmt.Printf("%-10s %10.2f %10.1f %10.0f\n", name, d.Seconds(), rates[p.name], float64(*n)/d.Seconds())
 	}
-	bound, err := boxBound(ctx, n*size, 64<<10)
+	bound, err := boxBound(ctx, *n**size, 64<<10)
 	if err != nil {
 		fmt.Printf("\nbox-stream bound failed: %v\n", err)
 	} else {
 		fmt.Printf("\nbound: box-stream over loopback TCP (ssb/shs, ssb/boxstream), 64 KiB writes: %.1f MB/s\n", bound)
 	}
-	if rates[0] > 0 && rates[1] > 0 {
-		fmt.Printf("ratio go / js: %.1fx (goal: at least 5x)\n", rates[0]/rates[1])
+	if rates["go"] > 0 && rates["js"] > 0 {
+		fmt.Printf("go / js: %.1fx (goal: at least 5x)\n", rates["go"]/rates["js"])
 	}
-	if rates[0] > 0 && bound > 0 {
-		fmt.Printf("go fetch / box-stream bound: %.2f (goal: at least 0.5)\n", rates[0]/bound)
+	if rates["go"] > 0 && bound > 0 {
+		fmt.Printf("go fetch / box-stream bound: %.2f (goal: at least 0.5)\n", rates["go"]/bound)
 	}
-	if mem {
+	if *mem {
 		fmt.Println()
-		if err := memory(ctx, startGo, filepath.Join(tmp, "mem"), caps, readers, 5<<20); err != nil {
+		if err := memory(ctx, filepath.Join(tmp, "mem"), *readers, 5<<20); err != nil {
 			fmt.Printf("memory run failed: %v\n", err)
 		}
 	}
 	return nil
 }
 
-func id(b []byte) string {
-	h := sha256.Sum256(b)
-	return "&" + base64.StdEncoding.EncodeToString(h[:]) + ".sha256"
-}
-
-func dial(ctx context.Context, p peer, caps [32]byte) (*client.Client, error) {
-	return client.Dial(ctx, p.addr, caps, p.kp, p.kp.Public, nil)
-}
-
-// fetch starts servers A and B, adds n random blobs to A, makes B dial A,
-// and returns the time B's owner waited for blobs.want of them all.
-func fetch(ctx context.Context, start starter, dir string, caps [32]byte, n, size, inflight int) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
+// fetch starts servers A and B, adds the blobs to A, makes B dial A, and
+// returns the time B's owner waited for blobs.want of them all.
+func fetch(ctx context.Context, start func(context.Context, string) (peer, error), dir string) (time.Duration, error) {
 	var ps [2]peer
 	for i, name := range []string{"a", "b"} {
-		p, err := start(filepath.Join(dir, name))
+		p, err := start(ctx, filepath.Join(dir, name))
 		if err != nil {
 			return 0, err
 		}
 		defer p.stop()
 		ps[i] = p
 	}
-	fmt.Fprintln(os.Stderr, "DEBUG started", time.Now())
-	ca, err := dial(ctx, ps[0], caps)
+	a, b := ps[0], ps[1]
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	ca, err := a.dial(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer ca.Close()
-	ids, err := addBlobs(ctx, ca, n, size)
+	ids, err := addBlobs(ctx, ca, *n, *size)
 	if err != nil {
 		return 0, fmt.Errorf("adding to A: %w", err)
 	}
-	fmt.Fprintln(os.Stderr, "DEBUG added", time.Now())
-	cb, err := dial(ctx, ps[1], caps)
+	cb, err := b.dial(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer cb.Close()
 	var res json.RawMessage
-	if err := cb.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(ps[0].addr, ps[0].kp.ID)); err != nil {
+	if err := cb.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(a.addr, a.kp.ID)); err != nil {
 		return 0, fmt.Errorf("gossip.connect: %w", err)
 	}
-	fmt.Fprintln(os.Stderr, "DEBUG connected", time.Now())
-	if os.Getenv("DEBUGSLEEP") != "" {
-		time.Sleep(3 * time.Second)
-	}
 	t0 := time.Now()
-	if err := wantAll(ctx, cb, ids, inflight); err != nil {
+	if err := wantAll(ctx, cb, ids); err != nil {
 		return 0, fmt.Errorf("wanting on B: %w", err)
 	}
 	d := time.Since(t0)
-	var has []bool
-	if err := cb.AsyncJSON(ctx, &has, muxrpc.Method{"blobs", "has"}, ids); err != nil {
-		return 0, fmt.Errorf("blobs.has: %w", err)
-	}
-	for i, ok := range has {
-		if !ok {
-			return 0, fmt.Errorf("blobs.has: B lacks %s after its want answered", ids[i])
-		}
-	}
-	if len(has) != len(ids) {
-		return 0, fmt.Errorf("blobs.has: %d answers for %d ids", len(has), len(ids))
+	if got, err := countHas(ctx, cb, ids); err != nil || got != len(ids) {
+		return 0, fmt.Errorf("after the wants B holds %d blobs of %d (%v)", got, len(ids), err)
 	}
 	return d, nil
 }
 
 // addBlobs adds n random blobs of size bytes through c, in batches of 32,
-// and returns their ids once blobs.has says each batch is stored. (Polling
-// blobs.has rather than reading blobs.changes: a change that comes before
-// the server has subscribed the stream would be missed.)
+// and returns their ids once blobs.has says each batch is stored. (It polls
+// blobs.has rather than reading blobs.changes: a blob stored before the
+// server has subscribed the stream would be missed.)
 func addBlobs(ctx context.Context, c *client.Client, n, size int) ([]string, error) {
 	ids := make([]string, n)
 	b := make([]byte, size)
 	for i := range ids {
 		rand.Read(b)
-		ids[i] = id(b)
+		h := sha256.Sum256(b)
+		ids[i] = "&" + base64.StdEncoding.EncodeToString(h[:]) + ".sha256"
 		st, err := c.Open(muxrpc.Method{"blobs", "add"}, muxrpc.Sink)
 		if err != nil {
 			return nil, err
@@ -255,13 +249,8 @@ func addBlobs(ctx context.Context, c *client.Client, n, size int) ([]string, err
 // waitHas waits until the server holds every blob of ids, or ctx ends.
 func waitHas(ctx context.Context, c *client.Client, ids []string) error {
 	for {
-		var has []bool
-		if err := c.AsyncJSON(ctx, &has, muxrpc.Method{"blobs", "has"}, ids); err != nil {
-			return fmt.Errorf("blobs.has: %w", err)
-		}
-		fmt.Fprintln(os.Stderr, "DEBUG has", has)
-		if len(has) == len(ids) && !slices.Contains(has, false) {
-			return nil
+		if got, err := countHas(ctx, c, ids); err != nil || got == len(ids) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -271,13 +260,23 @@ func waitHas(ctx context.Context, c *client.Client, ids []string) error {
 	}
 }
 
-// wantAll calls blobs.want for every id, inflight at a time, and returns
+// countHas returns how many blobs of ids the server holds.
+func countHas(ctx context.Context, c *client.Client, ids []string) (int, error) {
+	var has []bool
+	if err := c.AsyncJSON(ctx, &has, muxrpc.Method{"blobs", "has"}, ids); err != nil {
+		return 0, fmt.Errorf("blobs.has: %w", err)
+	}
+	return len(slices.DeleteFunc(has, func(b bool) bool { return !b })), nil
+}
+
+// wantAll calls blobs.want for every id, *inflight at a time, and returns
 // when all have answered true, or at the first error.
-func wantAll(ctx context.Context, c *client.Client, ids []string, inflight int) error {
+func wantAll(ctx context.Context, c *client.Client, ids []string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	sem := make(chan struct{}, inflight)
+	sem := make(chan struct{}, *inflight)
 	var wg sync.WaitGroup
+	var answered atomic.Int64
 	for _, blob := range ids {
 		select {
 		case sem <- struct{}{}:
@@ -295,11 +294,16 @@ func wantAll(ctx context.Context, c *client.Client, ids []string, inflight int) 
 			}
 			if err != nil {
 				cancel(fmt.Errorf("blobs.want %s: %w", blob, err))
+				return
 			}
+			answered.Add(1)
 		})
 	}
 	wg.Wait()
-	return context.Cause(ctx)
+	if err := context.Cause(ctx); err != nil {
+		return fmt.Errorf("%d of %d wants answered: %w", answered.Load(), len(ids), err)
+	}
+	return nil
 }
 
 // boxBound returns the best of three box-stream transfers of total bytes
@@ -316,15 +320,12 @@ func boxBound(ctx context.Context, total, chunk int) (float64, error) {
 	return best, nil
 }
 
+// boxOnce runs the handshake over a loopback TCP connection, then times
+// writing total bytes on one side until the other has read them all.
 func boxOnce(ctx context.Context, total, chunk int) (time.Duration, error) {
-	var network [32]byte
-	rand.Read(network[:])
-	srv, err := keys.Generate(nil)
-	if err != nil {
-		return 0, err
-	}
-	cli, err := keys.Generate(nil)
-	if err != nil {
+	srv, err1 := keys.Generate(nil)
+	cli, err2 := keys.Generate(nil)
+	if err := errors.Join(err1, err2); err != nil {
 		return 0, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -332,31 +333,30 @@ func boxOnce(ctx context.Context, total, chunk int) (time.Duration, error) {
 		return 0, err
 	}
 	defer ln.Close()
-	type result struct {
-		n   int64
-		err error
-	}
-	done := make(chan result, 1)
+	read := make(chan error, 1)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
-			done <- result{0, err}
+			read <- err
 			return
 		}
-		bc, _, err := shs.ServerConn(ctx, conn, network, srv.Private, nil)
+		bc, _, err := shs.ServerConn(ctx, conn, caps, srv.Private, nil)
 		if err != nil {
-			done <- result{0, err}
+			read <- err
 			return
 		}
 		defer bc.Close()
-		n, err := io.CopyBuffer(io.Discard, onlyReader{bc}, make([]byte, 64<<10))
-		done <- result{n, err}
+		got, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{bc}, make([]byte, chunk))
+		if err == nil && got != int64(total) {
+			err = fmt.Errorf("read %d bytes of %d", got, total)
+		}
+		read <- err
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		return 0, err
 	}
-	bc, err := shs.ClientConn(ctx, raw, network, cli.Private, srv.Public)
+	bc, err := shs.ClientConn(ctx, raw, caps, cli.Private, srv.Public)
 	if err != nil {
 		return 0, err
 	}
@@ -366,33 +366,27 @@ func boxOnce(ctx context.Context, total, chunk int) (time.Duration, error) {
 	t0 := time.Now()
 	for sent := 0; sent < total; sent += chunk {
 		if _, err := bc.Write(buf[:min(chunk, total-sent)]); err != nil {
-			return 0, fmt.Errorf("box-stream write: %w", err)
+			return 0, fmt.Errorf("box-stream: %w", err)
 		}
 	}
 	if err := bc.CloseWrite(); err != nil {
-		return 0, fmt.Errorf("box-stream goodbye: %w", err)
+		return 0, fmt.Errorf("box-stream: %w", err)
 	}
-	r := <-done
-	d := time.Since(t0)
-	if r.err != nil || r.n != int64(total) {
-		return 0, fmt.Errorf("box-stream read %d of %d bytes: %v", r.n, total, r.err)
+	if err := <-read; err != nil {
+		return 0, fmt.Errorf("box-stream: %w", err)
 	}
-	return d, nil
+	return time.Since(t0), nil
 }
 
-// onlyReader hides any WriterTo, so that io.CopyBuffer reads with its
-// buffer.
-type onlyReader struct{ io.Reader }
-
 // memory adds readers blobs of size bytes to a Go server, then reads them
-// with readers clients at once while sampling the process's memory.
-func memory(ctx context.Context, start starter, dir string, caps [32]byte, readers, size int) error {
-	p, err := start(dir)
+// with as many clients at once, sampling the process's memory every 2 ms.
+func memory(ctx context.Context, dir string, readers, size int) error {
+	p, err := startGo(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	c, err := dial(ctx, p, caps)
+	c, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -403,47 +397,37 @@ func memory(ctx context.Context, start starter, dir string, caps [32]byte, reade
 	}
 	runtime.GC()
 	heap0, rss0 := sample()
-	stop := make(chan struct{})
-	peaks := make(chan [2]uint64)
-	go func() {
-		heap, rss := heap0, rss0
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				peaks <- [2]uint64{heap, rss}
-				return
-			case <-tick.C:
-				h, r := sample()
-				heap, rss = max(heap, h), max(rss, r)
-			}
-		}
-	}()
+	heap, rss := heap0, rss0
 	t0 := time.Now()
-	errs := make(chan error, readers)
+	errs := make(chan error, len(ids))
 	for _, blob := range ids {
-		go func() { errs <- readBlob(ctx, p, caps, blob, size) }()
+		go func() { errs <- readBlob(ctx, p, blob, size) }()
 	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
 	var first error
-	for range ids {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+	for left := len(ids); left > 0; {
+		select {
+		case err := <-errs:
+			left--
+			if first == nil {
+				first = err
+			}
+		case <-tick.C:
+			h, r := sample()
+			heap, rss = max(heap, h), max(rss, r)
 		}
 	}
-	d := time.Since(t0)
-	close(stop)
-	peak := <-peaks
 	if first != nil {
 		return first
 	}
-	fmt.Printf("memory: %d clients read a %d MiB blob each at once from the Go server, in this process (%.2f s)\n", readers, size>>20, d.Seconds())
+	fmt.Printf("memory: %d clients read a %d MiB blob each at once from the Go server, in this process (%.2f s)\n", readers, size>>20, time.Since(t0).Seconds())
 	fmt.Printf("  peak above baseline: heap in use %.1f MiB, resident set %.1f MiB (a blob-sized buffer per stream: %d MiB)\n",
-		float64(peak[0]-heap0)/(1<<20), float64(peak[1]-rss0)/(1<<20), readers*size>>20)
+		float64(heap-heap0)/(1<<20), float64(rss-rss0)/(1<<20), readers*size>>20)
 	return nil
 }
 
-// sample returns the Go heap in use and the resident set size, in bytes.
+// sample returns the Go heap in use and the resident set, in bytes.
 func sample() (heap, rss uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -454,8 +438,8 @@ func sample() (heap, rss uint64) {
 }
 
 // readBlob dials p as its owner and reads one blob, discarding each chunk.
-func readBlob(ctx context.Context, p peer, caps [32]byte, blob string, size int) error {
-	c, err := dial(ctx, p, caps)
+func readBlob(ctx context.Context, p peer, blob string, size int) error {
+	c, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -464,34 +448,19 @@ func readBlob(ctx context.Context, p peer, caps [32]byte, blob string, size int)
 	if err != nil {
 		return err
 	}
-	n := 0
+	got := 0
 	for {
 		pkt, err := st.Recv(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("blobs.get after %d bytes: %w", n, err)
+			return fmt.Errorf("blobs.get after %d bytes: %w", got, err)
 		}
-		n += len(pkt.Body)
+		got += len(pkt.Body)
 	}
-	if n != size {
-		return fmt.Errorf("blobs.get: %d bytes of %d", n, size)
+	if got != size {
+		return fmt.Errorf("blobs.get: %d bytes of %d", got, size)
 	}
 	return nil
-}
-
-func debugStarter(ctx context.Context, interop string) ssbtest.Starter {
-	return func(config string) (func(), error) {
-		cmd := exec.CommandContext(ctx, "node", filepath.Join(interop, "ssb-server-peer.js"), config)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		return func() { stdin.Close(); cmd.Wait() }, nil
-	}
 }

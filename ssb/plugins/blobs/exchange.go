@@ -469,8 +469,9 @@ func (r *fetchReader) Read(b []byte) (int, error) {
 		if err != nil && r.left == 0 && errors.Is(err, muxrpc.ErrClosed) {
 			// Every announced byte came, then the connection ended before
 			// the stream's end: JavaScript ssb-server 16 does that after
-			// the last chunk of a blob of 512 KiB or more. The hash
-			// decides whether the bytes are the blob.
+			// the last chunk of a blob whose size is a multiple of 64 KiB
+			// (its own client fails the same). The hash decides whether
+			// the bytes are the blob.
 			return 0, io.EOF
 		}
 		if err != nil {

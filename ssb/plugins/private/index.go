@@ -337,6 +337,10 @@ func boxed(value []byte) ([]byte, bool) {
 	if !bytes.Contains(value, []byte(privatebox.Suffix+`"`)) {
 		return nil, false
 	}
+	if s, ok := canonicalContent(value); ok {
+		ct, err := privatebox.Decode(s)
+		return ct, err == nil
+	}
 	var v struct{ Content json.RawMessage }
 	if json.Unmarshal(value, &v) != nil || len(v.Content) == 0 || v.Content[0] != '"' {
 		return nil, false
@@ -350,4 +354,26 @@ func boxed(value []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return ct, true
+}
+
+// contentKey is where a signed message's content string starts in the
+// form the store keeps (compact, fields in the signed order: the content
+// follows the hash).
+var contentKey = []byte(`"hash":"sha256","content":"`)
+
+// canonicalContent finds a content string without escapes in a message
+// value in the store's form, without decoding the JSON (the index reads
+// every message; a box is base64 and never holds an escape). ok is false
+// when the value is not in that form; the caller decodes it then.
+func canonicalContent(value []byte) (string, bool) {
+	i := bytes.Index(value, contentKey)
+	if i < 0 {
+		return "", false
+	}
+	rest := value[i+len(contentKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 || !bytes.HasPrefix(rest[j:], []byte(`","signature":"`)) {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
