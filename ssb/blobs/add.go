@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
@@ -35,28 +36,31 @@ func (s *Store) Add(ctx context.Context, r io.Reader, expected *refs.Blob) (refs
 	if err := checkCtx(ctx); err != nil {
 		return refs.Blob{}, 0, err
 	}
-	tmpdir := filepath.Join(s.dir, tmpDir)
-	f, err := os.CreateTemp(tmpdir, "add-*")
-	if errors.Is(err, fs.ErrNotExist) { // removed under us, as a starting multiblob does
-		if err = os.MkdirAll(tmpdir, 0o700); err == nil {
-			f, err = os.CreateTemp(tmpdir, "add-*")
-		}
-	}
+	f, tmp, err := s.createTemp()
 	if err != nil {
 		return refs.Blob{}, 0, fmt.Errorf("blobs: add: %w", err)
 	}
-	tmp := f.Name()
 	id, size, err := s.write(ctx, f, r)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("blobs: add: %w", cerr)
+	var mtime time.Time
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			mtime = fi.ModTime()
+		}
 	}
 	if err == nil && expected != nil && *expected != id {
 		err = fmt.Errorf("%w: the bytes hash to %s, expected %s", ErrMismatch, id, *expected)
 	}
 	if err == nil {
-		err = s.place(tmp, id, size)
+		err = s.place(f, tmp, id, size, mtime)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("blobs: add: %w", cerr)
 	}
 	if err != nil {
+		if tmp == "" {
+			return refs.Blob{}, 0, err // an unnamed file: gone with its descriptor
+		}
 		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			s.log.Warn("blobs: remove temporary file", "file", tmp, "err", rerr)
 		}
@@ -100,43 +104,85 @@ func (s *Store) write(ctx context.Context, f *os.File, r io.Reader) (refs.Blob, 
 	return refs.NewBlob([32]byte(h.Sum(nil))), size, nil
 }
 
-// place renames the verified temporary file tmp into id's path unless the
-// blob is there already, makes the rename durable and tells subscribers.
-func (s *Store) place(tmp string, id refs.Blob, size int64) error {
+// createTemp returns the file an add writes to: an unnamed file in the
+// temporary folder where the system has them (Linux's O_TMPFILE: nothing
+// is left by a crash, and placing it is one link), or a named one, whose
+// name it returns.
+func (s *Store) createTemp() (*os.File, string, error) {
+	tmpdir := filepath.Join(s.dir, tmpDir)
+	for range 2 {
+		var f *os.File
+		var err error
+		if s.unnamed {
+			f, err = openUnnamed(tmpdir)
+		} else {
+			f, err = os.CreateTemp(tmpdir, "add-*")
+		}
+		if errors.Is(err, fs.ErrNotExist) { // removed under us, as a starting multiblob does
+			if err := os.MkdirAll(tmpdir, 0o700); err != nil {
+				return nil, "", err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if s.unnamed {
+			return f, "", nil
+		}
+		return f, f.Name(), nil
+	}
+	return nil, "", fmt.Errorf("%s keeps disappearing", tmpdir)
+}
+
+// place puts the verified temporary file f (named tmp, or unnamed when
+// tmp is "") at id's path unless the blob is there already, makes that
+// durable and tells subscribers.
+func (s *Store) place(f *os.File, tmp string, id refs.Blob, size int64, mtime time.Time) error {
 	p := s.Path(id)
 	dir := filepath.Dir(p)
 	if err := s.mkdir(dir); err != nil {
 		return fmt.Errorf("blobs: add: %w", err)
 	}
-	s.renameMu.Lock()
-	_, err := os.Stat(p)
-	exists := err == nil
-	if !exists {
-		err = os.Rename(tmp, p)
-	}
-	s.renameMu.Unlock()
-	if exists {
-		// The stored file has the same bytes; it may come from a
-		// concurrent Add still making it durable, so do that too.
-		if err := os.Remove(tmp); err != nil {
-			s.log.Warn("blobs: remove temporary file", "file", tmp, "err", err)
+	var exists bool
+	var err error
+	if tmp == "" {
+		err = linkUnnamed(f, p) // fails with EEXIST rather than replace
+		if errors.Is(err, fs.ErrNotExist) { // the prefix folder was removed under us
+			s.dirs.Delete(dir)
+			if err = s.mkdir(dir); err == nil {
+				err = linkUnnamed(f, p)
+			}
 		}
-		if err := syncDir(dir); err != nil {
-			return fmt.Errorf("blobs: add: %w", err)
+		if errors.Is(err, fs.ErrExist) {
+			exists, err = true, nil
 		}
-		return nil
+	} else {
+		s.renameMu.Lock()
+		_, serr := os.Stat(p)
+		exists = serr == nil
+		if !exists {
+			err = os.Rename(tmp, p)
+		}
+		s.renameMu.Unlock()
+		if exists {
+			if err := os.Remove(tmp); err != nil {
+				s.log.Warn("blobs: remove temporary file", "file", tmp, "err", err)
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("blobs: add: %w", err)
 	}
+	// When the blob was there, the stored file has the same bytes; it may
+	// come from a concurrent Add still making it durable, so do that too.
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("blobs: add: %w", err)
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return fmt.Errorf("blobs: add: %w", err)
+	if exists {
+		return nil
 	}
-	info := Info{ID: id, Size: size, Time: fi.ModTime()}
+	info := Info{ID: id, Size: size, Time: mtime}
 	if s.onAdd != nil {
 		s.onAdd(info)
 	}
@@ -144,13 +190,20 @@ func (s *Store) place(tmp string, id refs.Blob, size int64) error {
 	return nil
 }
 
-// mkdir creates the prefix directory sha256/xx if needed, durably.
+// mkdir creates the prefix directory sha256/xx if needed, durably. The
+// prefixes known to exist are remembered (there are 256).
 func (s *Store) mkdir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+	if _, ok := s.dirs.Load(dir); ok {
 		return nil
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	if _, err := os.Stat(dir); err != nil {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
 	}
-	return syncDir(filepath.Dir(dir))
+	s.dirs.Store(dir, true)
+	return nil
 }

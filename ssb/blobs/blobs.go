@@ -96,6 +96,8 @@ type Store struct {
 	log    *slog.Logger
 
 	renameMu sync.Mutex // makes "exists? else rename" of Add atomic
+	unnamed  bool       // adds write unnamed files (O_TMPFILE), linked into place
+	dirs     sync.Map   // prefix directories known to exist
 
 	onAdd func(Info)
 
@@ -147,7 +149,23 @@ func Open(dir string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("blobs: open: %w", err)
 		}
 	}
+	s.unnamed = canLinkUnnamed(tmp)
 	return s, nil
+}
+
+// canLinkUnnamed reports whether unnamed files can be made in dir and
+// linked into it (Linux with O_TMPFILE on this file system, and /proc).
+func canLinkUnnamed(dir string) bool {
+	f, err := openUnnamed(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	probe := filepath.Join(dir, "probe")
+	if err := linkUnnamed(f, probe); err != nil {
+		return false
+	}
+	return os.Remove(probe) == nil
 }
 
 // Dir returns the store's directory.

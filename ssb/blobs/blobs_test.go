@@ -236,8 +236,22 @@ func TestOpenRemovesTemporaryFiles(t *testing.T) {
 	}
 }
 
+// Two concurrent adds of the same bytes give one blob, with the unnamed
+// temporary files of Linux and with named ones (other systems).
 func TestConcurrentAddsOfSameBytes(t *testing.T) {
-	s := openStore(t)
+	for _, unnamed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "unnamed", false: "named"}[unnamed], func(t *testing.T) {
+			s := openStore(t)
+			if unnamed && !s.unnamed {
+				t.Skip("no unnamed temporary files on this system")
+			}
+			s.unnamed = unnamed
+			concurrentAdds(t, s)
+		})
+	}
+}
+
+func concurrentAdds(t *testing.T, s *Store) {
 	sub := s.Subscribe()
 	defer sub.Close()
 	data := randBytes(1, 3*ChunkSize)
