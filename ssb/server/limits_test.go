@@ -74,7 +74,7 @@ func manifestWorks(ctx context.Context, e *muxrpc.Endpoint) error {
 	if err := e.AsyncJSON(ctx, &m, muxrpc.Method{"manifest"}); err != nil {
 		return err
 	}
-	if m["whoami"] != "async" {
+	if m["whoami"] != "sync" {
 		return errors.New("manifest without whoami")
 	}
 	return nil

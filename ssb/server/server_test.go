@@ -315,7 +315,7 @@ func TestHostileConnections(t *testing.T) {
 				done := make(chan struct{})
 				go func() { e.Serve(ctx); close(done) }()
 				var manifest map[string]any
-				if err := e.AsyncJSON(ctx, &manifest, muxrpc.Method{"manifest"}); err != nil || manifest["whoami"] != "async" {
+				if err := e.AsyncJSON(ctx, &manifest, muxrpc.Method{"manifest"}); err != nil || manifest["whoami"] != "sync" {
 					t.Errorf("client %d: manifest %v, %v", i, manifest, err)
 				}
 				e.Close()

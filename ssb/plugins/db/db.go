@@ -118,6 +118,13 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "createLogStream", Type: muxrpc.Source, Handler: WithOpts("", p.createLogStream)},
 		{Name: "createFeedStream", Type: muxrpc.Source, Handler: WithOpts("", p.createFeedStream)},
 		{Name: "messagesByType", Type: muxrpc.Source, Handler: WithOpts("type", p.messagesByType)},
+		{Name: "latest", Type: muxrpc.Source, Handler: p.latest},
+		{Name: "getVectorClock", Type: muxrpc.Async, Handler: p.getVectorClock},
+		{Name: "getFeedState", Type: muxrpc.Async, Handler: p.getFeedState},
+		{Name: "createSequenceStream", Type: muxrpc.Source, Handler: p.createSequenceStream},
+		{Name: "createRawLogStream", Type: muxrpc.Source, Handler: WithOpts("", p.createRawLogStream)},
+		{Name: "help", Type: muxrpc.Sync, Handler: p.help},
+		{Name: "rebuild", Type: muxrpc.Async, Handler: p.rebuild},
 	}
 }
 

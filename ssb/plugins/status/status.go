@@ -34,10 +34,10 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "version", Type: muxrpc.Sync, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
 			req.Return(server.Version)
 		}},
-		{Name: "whoami", Type: muxrpc.Async, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
+		{Name: "whoami", Type: muxrpc.Sync, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
 			req.Return(map[string]string{"id": p.srv.ID().String()})
 		}},
-		{Name: "status", Type: muxrpc.Async, Handler: p.status},
+		{Name: "status", Type: muxrpc.Sync, Handler: p.status},
 	}
 }
 
