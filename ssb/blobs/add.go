@@ -147,7 +147,7 @@ func (s *Store) place(f *os.File, tmp string, id refs.Blob, size int64, mtime ti
 	var exists bool
 	var err error
 	if tmp == "" {
-		err = linkUnnamed(f, p) // fails with EEXIST rather than replace
+		err = linkUnnamed(f, p)             // fails with EEXIST rather than replace
 		if errors.Is(err, fs.ErrNotExist) { // the prefix folder was removed under us
 			s.dirs.Delete(dir)
 			if err = s.mkdir(dir); err == nil {

@@ -16,6 +16,7 @@ package graph
 import (
 	"container/heap"
 	"encoding/json"
+	"maps"
 	"math"
 	"sync"
 
@@ -35,23 +36,67 @@ const DefaultHops = 2
 // A Graph holds the latest edge from each author to each feed it has a
 // contact message about. It is safe for concurrent use.
 type Graph struct {
-	mu    sync.RWMutex
-	edges map[refs.Feed]map[refs.Feed]int
+	wmu      sync.Mutex // serializes Set with its watchers, and Watch
+	watchers map[*watcher]struct{}
+	mu       sync.RWMutex
+	edges    map[refs.Feed]map[refs.Feed]int
+}
+
+type watcher struct {
+	fn func(from, to refs.Feed, value int)
 }
 
 // New returns an empty graph.
 func New() *Graph { return &Graph{edges: make(map[refs.Feed]map[refs.Feed]int)} }
 
-// Set records the edge from author to feed, replacing the previous one.
+// Set records the edge from author to feed, replacing the previous one,
+// then calls the watchers (even when the value is the same, as
+// layered-graph's onEdge does).
 func (g *Graph) Set(from, to refs.Feed, value int) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	m := g.edges[from]
 	if m == nil {
 		m = make(map[refs.Feed]int)
 		g.edges[from] = m
 	}
 	m[to] = value
+	g.mu.Unlock()
+	for w := range g.watchers {
+		w.fn(from, to, value)
+	}
+}
+
+// Watch calls fn after every later Set, in the order of the Sets, until
+// stop is called; it returns the edges as they are when fn starts
+// watching (as Edges). fn runs in the goroutine that calls Set and must
+// not block; it may read the graph (Edge, Hops) but not Set it or
+// Watch it.
+func (g *Graph) Watch(fn func(from, to refs.Feed, value int)) (edges map[refs.Feed]map[refs.Feed]int, stop func()) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	w := &watcher{fn}
+	if g.watchers == nil {
+		g.watchers = make(map[*watcher]struct{})
+	}
+	g.watchers[w] = struct{}{}
+	return g.Edges(), func() {
+		g.wmu.Lock()
+		defer g.wmu.Unlock()
+		delete(g.watchers, w)
+	}
+}
+
+// Edges returns a copy of the edges: by author, by feed.
+func (g *Graph) Edges() map[refs.Feed]map[refs.Feed]int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make(map[refs.Feed]map[refs.Feed]int, len(g.edges))
+	for from, m := range g.edges {
+		out[from] = maps.Clone(m)
+	}
+	return out
 }
 
 // Edge returns the edge from author to feed, and whether there is one.
@@ -139,6 +184,28 @@ func better(a, b float64) float64 {
 func (g *Graph) Hops(start refs.Feed, max int) map[refs.Feed]float64 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	return traverse(g.edges, start, max)
+}
+
+// ReverseHops is Hops along the edges reversed: from start to the feeds
+// that follow (or block) it, as friends.hops with reverse: true.
+func (g *Graph) ReverseHops(start refs.Feed, max int) map[refs.Feed]float64 {
+	g.mu.RLock()
+	rev := make(map[refs.Feed]map[refs.Feed]int)
+	for from, m := range g.edges {
+		for to, v := range m {
+			if rev[to] == nil {
+				rev[to] = make(map[refs.Feed]int)
+			}
+			rev[to][from] = v
+		}
+	}
+	g.mu.RUnlock()
+	return traverse(rev, start, max)
+}
+
+// traverse is dynamic-dijkstra's traverse of edges from start.
+func traverse(edges map[refs.Feed]map[refs.Feed]int, start refs.Feed, max int) map[refs.Feed]float64 {
 	hops := map[refs.Feed]float64{start: 0}
 	q := &queue{{start, 0}}
 	for q.Len() > 0 {
@@ -147,7 +214,7 @@ func (g *Graph) Hops(start refs.Feed, max int) map[refs.Feed]float64 {
 		if !(hj >= 0 && hj < float64(max)) {
 			continue
 		}
-		for k, v := range g.edges[j] {
+		for k, v := range edges[j] {
 			nv, ok := add(hj, v)
 			if !ok {
 				continue

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	mrand "math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,4 +205,46 @@ func diff(ours map[refs.Feed]float64, theirs map[string]float64) string {
 		}
 	}
 	return ""
+}
+
+// A watcher sees the edges as they were when it started plus every later
+// Set, in order, with none lost to concurrent Sets; its callback may read
+// the graph.
+func TestWatch(t *testing.T) {
+	f := feeds(t, 4)
+	g := New()
+	g.Set(f[0], f[1], Follow)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				g.Set(f[w], f[2+i%2], []int{Follow, Block, Unfollow}[i%3])
+			}
+		}()
+	}
+	type set struct {
+		from, to refs.Feed
+		v        int
+	}
+	var seen []set
+	edges, stop := g.Watch(func(from, to refs.Feed, v int) {
+		g.Hops(from, 2) // reading from the callback does not deadlock
+		seen = append(seen, set{from, to, v})
+	})
+	wg.Wait()
+	stop()
+	g.Set(f[3], f[0], Follow) // after stop: not seen
+	for _, s := range seen {
+		if edges[s.from] == nil {
+			edges[s.from] = map[refs.Feed]int{}
+		}
+		edges[s.from][s.to] = s.v
+	}
+	want := g.Edges()
+	delete(want, f[3])
+	if fmt.Sprint(edges) != fmt.Sprint(want) {
+		t.Errorf("snapshot + watched sets = %v, want %v", edges, want)
+	}
 }

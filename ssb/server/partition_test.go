@@ -150,7 +150,7 @@ func TestPartitionsConverge(t *testing.T) {
 		}
 	}
 	pAB := newProxy(t, b.addr())
-	var ok bool
+	var ok any // the peer's record
 	if err := a.local.AsyncJSON(context.Background(), &ok, muxrpc.Method{"gossip", "add"}, address(pAB.ln.Addr(), b.id())); err != nil {
 		t.Fatal(err)
 	}

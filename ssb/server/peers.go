@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
@@ -37,13 +38,15 @@ const (
 type knownPeer struct {
 	Address string `json:"address"`
 	Key     string `json:"key"`
-	Source  string `json:"source"` // "manual" (AddPeer, Connect)
+	Source  string `json:"source"` // "manual" (AddPeer, Connect) or the source given to AddPeerFrom
 
-	hostPort  string
-	feed      refs.Feed
-	failures  int
-	nextTry   time.Time
-	lastError string
+	hostPort    string
+	feed        refs.Feed
+	failures    int
+	nextTry     time.Time
+	lastError   string
+	stateChange time.Time // last connect, disconnect, dial or failure
+	client      *bool     // whether the last connection was dialed by us; nil before one
 }
 
 // peers is the server's address book and who is connected.
@@ -54,10 +57,84 @@ type peers struct {
 	known     map[string]*knownPeer // by address
 	connected map[refs.Feed]int     // open connections by peer
 	dialing   map[string]bool
+	paused    bool     // the scheduler dials no one (EnableScheduler(false))
+	listen    net.Addr // the TCP listener's address, once Serve listens
+	watchers  map[*PeerWatch]bool
+}
+
+// Peer event types, as ssb-gossip's changes stream names them.
+const (
+	PeerDiscover       = "discover"        // a peer was added to the known peers
+	PeerRemove         = "remove"          // a peer was removed from them
+	PeerConnect        = "connect"         // a first connection to a known peer opened
+	PeerDisconnect     = "disconnect"      // the last connection to a known peer closed
+	PeerConnectFailure = "connect-failure" // dialing a known peer failed
+)
+
+// A PeerEvent is a change of a known peer, as ssb-gossip's gossip.changes
+// reports it: the type, the peer as KnownPeer shows it at that moment, and
+// for discover the source it was added from.
+type PeerEvent struct {
+	Type   string
+	Peer   map[string]any
+	Source string
+}
+
+// peerWatchBuffer is how many events a PeerWatch holds for a slow reader
+// before it is ended (PeerWatch.Overflowed).
+const peerWatchBuffer = 256
+
+// A PeerWatch receives the PeerEvents of the known peers from the moment
+// WatchPeers returned it, in the order they happened, until Stop.
+type PeerWatch struct {
+	p          *peers
+	c          chan PeerEvent
+	overflowed bool // under p.mu
+}
+
+// C is closed by Stop, or when the reader fell peerWatchBuffer events
+// behind (then Overflowed reports true).
+func (w *PeerWatch) C() <-chan PeerEvent { return w.c }
+
+// Overflowed reports whether the watch was ended because its reader was
+// too slow.
+func (w *PeerWatch) Overflowed() bool {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.overflowed
+}
+
+// Stop ends the watch and closes C; it may be called more than once.
+func (w *PeerWatch) Stop() {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	if w.p.watchers[w] {
+		delete(w.p.watchers, w)
+		close(w.c)
+	}
+}
+
+// emitLocked sends an event to every watcher without blocking; a watcher
+// whose buffer is full is ended.
+func (p *peers) emitLocked(typ string, k *knownPeer, source string) {
+	if len(p.watchers) == 0 {
+		return
+	}
+	ev := PeerEvent{Type: typ, Peer: p.viewLocked(k), Source: source}
+	for w := range p.watchers {
+		select {
+		case w.c <- ev:
+		default:
+			w.overflowed = true
+			delete(p.watchers, w)
+			close(w.c)
+		}
+	}
 }
 
 func loadPeers(path string) (*peers, error) {
-	p := &peers{path: path, known: make(map[string]*knownPeer), connected: make(map[refs.Feed]int), dialing: make(map[string]bool)}
+	p := &peers{path: path, known: make(map[string]*knownPeer), connected: make(map[refs.Feed]int), dialing: make(map[string]bool),
+		watchers: make(map[*PeerWatch]bool)}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
@@ -98,42 +175,77 @@ func (p *peers) saveLocked() error {
 	return os.Rename(tmp, p.path)
 }
 
-// add records a peer; it reports whether it was new.
-func (p *peers) add(addr string) (*knownPeer, error) {
+// add records a peer from source ("manual" if empty) and tells the
+// watchers when it is new.
+func (p *peers) add(addr, source string) (*knownPeer, error) {
 	hostPort, feed, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
+	}
+	if source == "" {
+		source = "manual"
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if k, ok := p.known[addr]; ok {
 		return k, nil
 	}
-	k := &knownPeer{Address: addr, Key: feed.String(), Source: "manual", hostPort: hostPort, feed: feed}
+	k := &knownPeer{Address: addr, Key: feed.String(), Source: source, hostPort: hostPort, feed: feed}
 	p.known[addr] = k
+	p.emitLocked(PeerDiscover, k, source)
 	return k, p.saveLocked()
 }
 
 func (p *peers) remove(addr string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.known[addr]; !ok {
+	k, ok := p.known[addr]
+	if !ok {
 		return fmt.Errorf("%q is not a known peer", addr)
 	}
 	delete(p.known, addr)
+	p.emitLocked(PeerRemove, k, "")
 	return p.saveLocked()
 }
 
-// up and down count a peer's open connections.
-func (p *peers) up(f refs.Feed) {
+// removeFeed removes every address of feed f; it reports whether there
+// was one.
+func (p *peers) removeFeed(f refs.Feed) (bool, error) {
 	p.mu.Lock()
-	p.connected[f]++
-	for _, k := range p.known {
+	defer p.mu.Unlock()
+	found := false
+	for addr, k := range p.known {
 		if k.feed == f {
-			k.failures, k.lastError = 0, ""
+			delete(p.known, addr)
+			p.emitLocked(PeerRemove, k, "")
+			found = true
 		}
 	}
-	p.mu.Unlock()
+	if !found {
+		return false, nil
+	}
+	return true, p.saveLocked()
+}
+
+// up and down count a peer's open connections; up is told whether this
+// server dialed the connection.
+func (p *peers) up(f refs.Feed) { p.upAs(f, false) }
+
+func (p *peers) upAs(f refs.Feed, dialed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connected[f]++
+	first := p.connected[f] == 1
+	for _, k := range p.known {
+		if k.feed != f {
+			continue
+		}
+		k.failures, k.lastError = 0, ""
+		if first {
+			k.stateChange, k.client = time.Now(), &dialed
+			p.emitLocked(PeerConnect, k, "")
+		}
+	}
 }
 
 func (p *peers) down(f refs.Feed) {
@@ -144,6 +256,8 @@ func (p *peers) down(f refs.Feed) {
 		for _, k := range p.known {
 			if k.feed == f { // reconnect soon, but not at once
 				k.nextTry = time.Now().Add(minBackoff)
+				k.stateChange = time.Now()
+				p.emitLocked(PeerDisconnect, k, "")
 			}
 		}
 	}
@@ -161,13 +275,21 @@ func (p *peers) failed(k *knownPeer, err error) {
 	}
 	d += time.Duration(rand.Int64N(int64(d/2) + 1))
 	k.nextTry = time.Now().Add(d)
+	k.stateChange = time.Now()
+	if _, still := p.known[k.Address]; still {
+		p.emitLocked(PeerConnectFailure, k, "")
+	}
 }
 
 // due returns known peers to dial now: not connected, not being dialed,
-// past their back-off, up to want minus the outbound connections open.
+// past their back-off, up to want minus the outbound connections open;
+// none while the scheduler is paused.
 func (p *peers) due(want int) []*knownPeer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.paused {
+		return nil
+	}
 	open := 0
 	for _, k := range p.known {
 		if p.connected[k.feed] > 0 || p.dialing[k.Address] {
@@ -182,6 +304,7 @@ func (p *peers) due(want int) []*knownPeer {
 		}
 		if p.connected[k.feed] == 0 && !p.dialing[k.Address] && !now.Before(k.nextTry) {
 			p.dialing[k.Address] = true
+			k.stateChange = now
 			out = append(out, k)
 		}
 	}
@@ -197,6 +320,7 @@ func (p *peers) claim(k *knownPeer) bool {
 		return false
 	}
 	p.dialing[k.Address] = true
+	k.stateChange = time.Now()
 	return true
 }
 
@@ -219,20 +343,50 @@ func (p *peers) list() []map[string]any {
 	defer p.mu.Unlock()
 	out := make([]map[string]any, 0, len(p.known))
 	for _, k := range p.known {
-		state := "disconnected"
-		if p.connected[k.feed] > 0 {
-			state = "connected"
-		} else if p.dialing[k.Address] {
-			state = "connecting"
-		}
-		e := map[string]any{"address": k.Address, "key": k.Key, "source": k.Source, "state": state, "failure": k.failures}
-		if k.lastError != "" {
-			e["error"] = k.lastError
-		}
-		out = append(out, e)
+		out = append(out, p.viewLocked(k))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i]["address"].(string) < out[j]["address"].(string) })
 	return out
+}
+
+// viewLocked is a known peer as ssb-gossip shows it (see KnownPeers).
+func (p *peers) viewLocked(k *knownPeer) map[string]any {
+	e := map[string]any{"address": k.Address, "key": k.Key, "source": k.Source, "failure": k.failures}
+	if p.connected[k.feed] > 0 {
+		e["state"] = "connected"
+	} else if p.dialing[k.Address] {
+		e["state"] = "connecting"
+	}
+	if !k.stateChange.IsZero() {
+		e["stateChange"] = k.stateChange.UnixMilli()
+	}
+	if k.client != nil {
+		e["client"] = *k.client
+	}
+	if k.lastError != "" {
+		e["error"] = k.lastError
+	}
+	return e
+}
+
+// byFeed returns the known peer of f as KnownPeers shows it, or nil; with
+// several addresses, a connected one, else the first by address.
+func (p *peers) byFeed(f refs.Feed) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *knownPeer
+	for _, k := range p.known {
+		if k.feed != f {
+			continue
+		}
+		if best == nil || k.Address < best.Address {
+			best = k
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return p.viewLocked(best)
 }
 
 // schedule keeps up to cfg.Outbound connections to known peers until ctx
@@ -273,7 +427,7 @@ func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) 
 	if err != nil {
 		return err
 	}
-	s.peers.up(feed) // counted before dialed() ends the dialing mark
+	s.peers.upAs(feed, true) // counted before dialed() ends the dialing mark
 	s.wg.Go(func() {
 		defer s.peers.down(feed)
 		s.servePeer(s.ctx, conn, feed.PublicKey(), true)
@@ -305,17 +459,110 @@ func ParseAddress(addr string) (hostPort string, feed refs.Feed, err error) {
 
 // AddPeer adds a multiserver address to the known peers (kept in
 // <path>/gossip.json), which the scheduler keeps connections to.
-func (s *Server) AddPeer(addr string) error {
-	_, err := s.peers.add(addr)
+func (s *Server) AddPeer(addr string) error { return s.AddPeerFrom(addr, "") }
+
+// AddPeerFrom is AddPeer with the source the peer came from (ssb-gossip's
+// "manual", "friends", "seed"…; "" is "manual"). A known address keeps
+// its source.
+func (s *Server) AddPeerFrom(addr, source string) error {
+	_, err := s.peers.add(addr, source)
 	return err
 }
 
 // RemovePeer removes a multiserver address from the known peers.
 func (s *Server) RemovePeer(addr string) error { return s.peers.remove(addr) }
 
-// KnownPeers returns the known peers: address, key, source, state
-// (connected, connecting, disconnected), failures and the last error.
+// RemovePeerFeed removes every known address of feed f; it reports
+// whether there was one.
+func (s *Server) RemovePeerFeed(f refs.Feed) (bool, error) { return s.peers.removeFeed(f) }
+
+// KnownPeers returns the known peers as ssb-gossip shows them: address,
+// key, source, failure (failed dials since the last connection), and when
+// known state ("connected" or "connecting"; absent otherwise),
+// stateChange (Unix milliseconds of the last connect, disconnect, dial or
+// failure), client (whether we dialed the last connection) and error (the
+// last dial's).
 func (s *Server) KnownPeers() []map[string]any { return s.peers.list() }
+
+// KnownPeer returns the known peer of feed f as KnownPeers shows it, or
+// nil if f is not known.
+func (s *Server) KnownPeer(f refs.Feed) map[string]any { return s.peers.byFeed(f) }
+
+// WatchPeers returns a watch of the known peers' changes: added, removed,
+// connected, disconnected, failed to dial (PeerEvent). Call Stop when done.
+func (s *Server) WatchPeers() *PeerWatch {
+	w := &PeerWatch{p: s.peers, c: make(chan PeerEvent, peerWatchBuffer)}
+	s.peers.mu.Lock()
+	s.peers.watchers[w] = true
+	s.peers.mu.Unlock()
+	return w
+}
+
+// EnableScheduler starts (true) or pauses (false) the scheduler's dialing
+// of known peers; connections open stay, and Connect still dials. It is
+// enabled when the server opens.
+func (s *Server) EnableScheduler(on bool) {
+	s.peers.mu.Lock()
+	s.peers.paused = !on
+	s.peers.mu.Unlock()
+}
+
+// SchedulerEnabled reports whether the scheduler dials known peers.
+func (s *Server) SchedulerEnabled() bool {
+	s.peers.mu.Lock()
+	defer s.peers.mu.Unlock()
+	return !s.peers.paused
+}
+
+// Disconnect closes every connection to peer f (goodbye, then the
+// connection ends), except the local socket's, and waits until they have
+// ended or ctx ends. It returns how many it closed.
+func (s *Server) Disconnect(ctx context.Context, f refs.Feed) (int, error) {
+	return s.closeConns(ctx, func(c *Conn) bool { return !c.Local && c.ID == f })
+}
+
+// DisconnectPeers closes every connection except the owner's (the local
+// socket, and peers with the server's own key), as ssb-gossip's reconnect
+// does; the scheduler dials the known peers again. It waits as Disconnect.
+func (s *Server) DisconnectPeers(ctx context.Context) (int, error) {
+	return s.closeConns(ctx, func(c *Conn) bool { return c.Kind != Owner })
+}
+
+func (s *Server) closeConns(ctx context.Context, match func(*Conn) bool) (int, error) {
+	var closing []*muxrpc.Endpoint
+	s.mu.Lock()
+	for e, c := range s.conns {
+		if match(c) {
+			closing = append(closing, e)
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range closing {
+		s.wg.Go(func() { e.Close() }) // goodbye waits for the flush: close all at once
+	}
+	for _, e := range closing {
+		select {
+		case <-e.Done():
+		case <-ctx.Done():
+			return len(closing), fmt.Errorf("server: disconnect: %w", ctx.Err())
+		}
+	}
+	return len(closing), nil
+}
+
+// ListenAddr returns the address the server listens on for peers (TCP),
+// or nil before Serve listens.
+func (s *Server) ListenAddr() net.Addr {
+	s.peers.mu.Lock()
+	defer s.peers.mu.Unlock()
+	return s.peers.listen
+}
+
+func (p *peers) listening(a net.Addr) {
+	p.mu.Lock()
+	p.listen = a
+	p.mu.Unlock()
+}
 
 // Connect adds a peer at a multiserver address to the known peers and
 // dials it now; the connection is served until it or the server ends (the
@@ -324,7 +571,7 @@ func (s *Server) KnownPeers() []map[string]any { return s.peers.list() }
 // if one is being dialed (by the scheduler), it waits for it instead of
 // dialing a second.
 func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
-	k, err := s.peers.add(addr)
+	k, err := s.peers.add(addr, "")
 	if err != nil {
 		return refs.Feed{}, err
 	}
@@ -341,6 +588,9 @@ func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
 	err = s.dialPeer(ctx, k.hostPort, k.feed)
 	s.peers.dialed(k)
 	if err != nil {
+		if ctx.Err() == nil {
+			s.peers.failed(k, err)
+		}
 		return refs.Feed{}, err
 	}
 	return k.feed, nil

@@ -203,6 +203,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return err
 	}
 	s.log.Info("listening", "id", s.keys.ID.String(), "addr", ln.Addr().String(), "socket", sock)
+	s.peers.listening(ln.Addr())
 	if ready != nil {
 		ready(ln.Addr())
 	}

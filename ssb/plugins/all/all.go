@@ -5,9 +5,11 @@ package all
 import (
 	"github.com/scuttlego/scuttle/ssb/plugins/blobs"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
+	"github.com/scuttlego/scuttle/ssb/plugins/friends"
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
 	"github.com/scuttlego/scuttle/ssb/plugins/private"
 	"github.com/scuttlego/scuttle/ssb/plugins/replication"
+	"github.com/scuttlego/scuttle/ssb/plugins/secretstack"
 	"github.com/scuttlego/scuttle/ssb/plugins/status"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
@@ -16,10 +18,12 @@ import (
 // version, status), db (ssb-db's methods, own-feed protection), gossip
 // (the known peers, the keep-alive), replication (EBT, legacy, the
 // follow graph), blobs (ssb-blobs: the local methods and the exchange with
-// peers) and private (private messages: encryption on publish, the index
-// of ours, private: true reads). A connection is
+// peers), private (private messages: encryption on publish, the index
+// of ours, private: true reads) and friends (ssb-friends' methods over
+// the replicator's follow graph; after replication) and secretstack
+// (address, auth, multiserver.parse/address). A connection is
 // offered to replication before db (db asks peers for our feed while it is
 // being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New()}
 }

@@ -2,7 +2,7 @@
 // friends.hops of its own in the follow graph) with every connected peer:
 // EBT (ebt.replicate) or legacy createHistoryStream, which it serves to
 // anyone, and progress. The follow graph (ssb-friends' hops) is kept by
-// the replicator; there are no friends.* methods yet.
+// the replicator; the friends plugin answers friends.* from it.
 package replication
 
 import (
