@@ -22,17 +22,16 @@ import (
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/plugins/all"
-	"github.com/scuttlego/scuttle/ssb/plugins/secretstack"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
 )
 
-// startSecretStack runs a server with the default plugins and
-// secret-stack's core methods.
+// startSecretStack runs a server with the default plugins (secret-stack's
+// core methods among them).
 func startSecretStack(t *testing.T, caps [32]byte) *testServer {
 	t.Helper()
 	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]), HandshakeTimeout: 2 * time.Second}
-	return startServerPlugins(t, cfg, append(all.Default(), secretstack.New())...)
+	return startServerPlugins(t, cfg, all.Default()...)
 }
 
 // answer is one call's outcome, comparable across servers: the canonical
@@ -471,7 +470,7 @@ func TestGossipDisabledInConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "gossip.json"), []byte(peers), 0o600)
 	os.WriteFile(filepath.Join(dir, "config"), []byte(`{"gossip":{"global":false}}`), 0o600)
 	cfg := server.Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	g := startServerPlugins(t, cfg, append(all.Default(), secretstack.New())...)
+	g := startServerPlugins(t, cfg, all.Default()...)
 	if g.SchedulerEnabled() {
 		t.Fatal("scheduler enabled with gossip.global false in the config")
 	}
