@@ -74,7 +74,8 @@ var (
 	pairs    = flag.String("pairs", "go,js", "pairs to run: go, js or both")
 	timeout  = flag.Duration("timeout", 3*time.Minute, "limit of each pair's adding and fetching")
 	mem      = flag.Bool("mem", true, "measure memory while serving concurrent blobs.get")
-	readers  = flag.Int("readers", 32, "concurrent blobs.get of 5 MiB in the memory run")
+	readers  = flag.Int("readers", 32, "concurrent blobs.get in the memory run")
+	memSize  = flag.Int("memsize", 5<<20, "bytes per blob in the memory run (compare sizes: the peak should not follow them)")
 	quick    = flag.Bool("quick", false, "a short run for CI: -n 200 -timeout 40s")
 	interop  = flag.String("interop", "interop", "path of the interop folder")
 
@@ -165,7 +166,7 @@ func run() error {
 	}
 	if *mem {
 		fmt.Println()
-		if err := memory(ctx, filepath.Join(tmp, "mem"), *readers, 5<<20); err != nil {
+		if err := memory(ctx, filepath.Join(tmp, "mem"), *readers, *memSize); err != nil {
 			fmt.Printf("memory run failed: %v\n", err)
 		}
 	}
@@ -421,7 +422,7 @@ func memory(ctx context.Context, dir string, readers, size int) error {
 	if first != nil {
 		return first
 	}
-	fmt.Printf("memory: %d clients read a %d MiB blob each at once from the Go server, in this process (%.2f s)\n", readers, size>>20, time.Since(t0).Seconds())
+	fmt.Printf("memory: %d clients read a %.1f MiB blob each at once from the Go server, in this process (%.2f s)\n", readers, float64(size)/(1<<20), time.Since(t0).Seconds())
 	fmt.Printf("  peak above baseline: heap in use %.1f MiB, resident set %.1f MiB (a blob-sized buffer per stream: %d MiB)\n",
 		float64(heap-heap0)/(1<<20), float64(rss-rss0)/(1<<20), readers*size>>20)
 	return nil
