@@ -511,6 +511,9 @@ func (p *Plugin) privateByType(ctx context.Context, req *muxrpc.Request, o Strea
 	if o.Old == nil || *o.Old {
 		ours, err := priv.Ours(ctx)
 		if err != nil {
+			if ctx.Err() == nil {
+				req.Fail(fmt.Errorf("messagesByType: %w", err))
+			}
 			return
 		}
 		var mine []store.Item

@@ -45,6 +45,7 @@ type index struct {
 	saved   time.Time
 	file    *os.File
 	changed chan struct{} // closed and replaced when scanned advances
+	stopped bool          // run has returned: scanned no longer advances
 	stats   indexStats
 }
 
@@ -140,10 +141,13 @@ func (x *index) has(seq uint64) (ours, known bool) {
 func (x *index) waitScanned(ctx context.Context, seq uint64) error {
 	for {
 		x.mu.Lock()
-		done, ch := x.scanned.Seq >= seq, x.changed
+		done, ch, stopped := x.scanned.Seq >= seq, x.changed, x.stopped
 		x.mu.Unlock()
 		if done {
 			return nil
+		}
+		if stopped {
+			return errors.New("private: the index has stopped (see the log)")
 		}
 		select {
 		case <-ch:
@@ -164,14 +168,23 @@ func (x *index) run(ctx context.Context) error {
 		q.Gt = &ts
 	}
 	x.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	it, err := x.st.Log(ctx, q)
 	if err != nil {
 		return fmt.Errorf("private: index: %w", err)
 	}
 	defer it.Close()
 
+	// One goroutine reads the log; this one tries batches. The reader has
+	// ended (and no longer uses it) before it is closed.
 	items := make(chan store.Item, batch)
 	var readErr error
+	defer func() {
+		cancel()
+		for range items {
+		}
+	}()
 	go func() {
 		defer close(items)
 		for {
@@ -212,9 +225,7 @@ func (x *index) run(ctx context.Context) error {
 			return err
 		}
 	}
-	for range items { // the reader ends with ctx
-	}
-	return readErr
+	return readErr // items is closed: the reader has ended
 }
 
 // try looks for our messages in a batch, in parallel, records them, and
@@ -324,6 +335,11 @@ func (x *index) save() error {
 }
 
 func (x *index) close() {
+	x.mu.Lock()
+	x.stopped = true
+	close(x.changed)
+	x.changed = make(chan struct{})
+	x.mu.Unlock()
 	if err := x.save(); err != nil {
 		x.log.Warn("private: saving the index checkpoint", "err", err)
 	}
