@@ -28,10 +28,12 @@ const (
 	// peer.
 	maxFetchesPerPeer = 8
 	// maxPendingEntries bounds the entries queued for a peer's
-	// createWants stream that it has not read (or not opened) yet. Past
-	// it the peer is dropped from the exchange until it opens the stream
-	// again, which starts over with our whole want map.
-	maxPendingEntries = 2 * wants.DefaultMaxMessageEntries
+	// createWants stream that it has not read (or not opened) yet, after
+	// the first message (our whole want map, bounded by the core's
+	// limits). Past it the peer is dropped from the exchange until it
+	// opens the stream again, which starts over with our want map. About
+	// 60 bytes an entry: 240 KiB a peer.
+	maxPendingEntries = 4096
 	// tick is how often the exchange looks for stalled fetches.
 	tick = time.Second
 )
@@ -57,6 +59,7 @@ type exchange struct {
 	fetches map[wants.FetchID]*running
 	waiters map[refs.Blob][]chan struct{}
 	pushes  map[refs.Blob]bool // persisted in pushFile
+	slow    int                // peers dropped for not reading their createWants stream
 }
 
 // wantPeer is a connected peer.
@@ -66,11 +69,12 @@ type wantPeer struct {
 	slots chan struct{} // maxFetchesPerPeer
 
 	queue   []wants.Message // for its createWants stream, not sent yet
-	entries int
-	wake    chan struct{} // capacity 1: the queue or stream changed
-	gen     uint64        // bumped to end the createWants stream we serve
-	inCore  bool          // connected in the core
-	moved   time.Time     // when a fetch from it last received bytes
+	entries int             // queued after the first message
+	fresh   bool            // the next message is the first of the stream
+	wake    chan struct{}   // capacity 1: the queue or stream changed
+	gen     uint64          // bumped to end the createWants stream we serve
+	inCore  bool            // connected in the core
+	moved   time.Time       // when a fetch from it last received bytes
 }
 
 // running is a fetch in progress.
@@ -138,7 +142,7 @@ func (x *exchange) connected(ctx context.Context, c *server.Conn) {
 	if old := x.peers[c.ID]; old != nil { // a second connection replaces the first
 		x.endStream(old)
 	}
-	ps := &wantPeer{conn: c, ctx: ctx, slots: make(chan struct{}, maxFetchesPerPeer), wake: make(chan struct{}, 1), inCore: true}
+	ps := &wantPeer{conn: c, ctx: ctx, slots: make(chan struct{}, maxFetchesPerPeer), wake: make(chan struct{}, 1), inCore: true, fresh: true}
 	x.peers[c.ID] = ps
 	x.core.Connect(c.ID)
 	x.process()
@@ -219,10 +223,15 @@ func (x *exchange) enqueue(m wants.Outgoing) {
 		return
 	}
 	ps.queue = append(ps.queue, m.Msg)
-	ps.entries += len(m.Msg)
+	if ps.fresh {
+		ps.fresh = false
+	} else {
+		ps.entries += len(m.Msg)
+	}
 	if ps.entries > maxPendingEntries {
 		x.log.Warn("blobs: peer does not read its createWants stream; wants exchange with it stopped", "peer", m.Peer, "pending", ps.entries)
 		ps.inCore = false
+		x.slow++
 		x.endStream(ps)
 		x.core.Disconnect(m.Peer) // its outputs are handled by process's loop
 		return
@@ -249,7 +258,7 @@ func (x *exchange) createWants(ctx context.Context, c *server.Conn, req *muxrpc.
 	gen := ps.gen
 	if gen > 1 || !ps.inCore { // restarted, or dropped: start over
 		ps.queue, ps.entries = nil, 0
-		ps.inCore = true
+		ps.inCore, ps.fresh = true, true
 		x.core.Connect(c.ID)
 		x.process()
 	}
@@ -495,10 +504,11 @@ func (x *exchange) status() map[string]any {
 	defer x.mu.Unlock()
 	st := x.core.Stats()
 	return map[string]any{
-		"peers":    len(x.peers),
-		"wants":    st.Wants,
-		"fetching": st.Fetching,
-		"pushing":  len(x.pushes),
+		"peers":     len(x.peers),
+		"wants":     st.Wants,
+		"fetching":  st.Fetching,
+		"pushing":   len(x.pushes),
+		"slowPeers": x.slow,
 		"ignored": map[string]int{
 			"malformedMessages": st.MalformedMessages,
 			"malformedEntries":  st.MalformedEntries,

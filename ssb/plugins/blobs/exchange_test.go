@@ -17,6 +17,7 @@ import (
 
 	"github.com/scuttlego/scuttle/internal/oracle"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
+	blobstore "github.com/scuttlego/scuttle/ssb/blobs"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -502,4 +503,39 @@ func connectTo(t *testing.T, s *testServer, addr string) {
 	if _, err := s.Connect(ctx, addr); err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}
+}
+
+// A peer that never opens our createWants stream cannot make us queue
+// without limit: past 4,096 entries it is dropped from the exchange; when
+// it opens the stream at last, it gets our whole want map.
+func TestPeerThatDoesNotRead(t *testing.T) {
+	net := newNetwork()
+	s := net.start(t, "")
+	fake := dialFake(t, s, map[string]any{}, func(ctx context.Context, st *muxrpc.Stream) error { return nil })
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	const n = maxPendingEntries + 200
+	for range n { // local wants stay wanted when the caller leaves
+		id, _ := blobstore.ParseID(blobID(randomBytes(16)))
+		s.blobs.x.want(gone, id)
+	}
+	if st := s.blobsStatus(t); st["slowPeers"].(float64) != 1 || st["wants"].(float64) != n {
+		t.Fatalf("status: %v; want the peer dropped and %d wants", st, n)
+	}
+	ctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	st, err := fake.c.Open(muxrpc.Method{"blobs", "createWants"}, muxrpc.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first map[string]int64
+	if err := st.RecvJSON(ctx, &first); err != nil || len(first) != n {
+		t.Fatalf("first message after the peer came back: %d entries, %v; want %d", len(first), err, n)
+	}
+	for id, v := range first {
+		if v != -1 {
+			t.Fatalf("%s: %d, want -1", id, v)
+		}
+	}
+	st.Close()
 }
