@@ -28,18 +28,53 @@ type Formats map[string]Unboxer
 // our key k: today ".box" only.
 func NewUnboxer(k *Key) Formats { return Formats{Suffix: k} }
 
+// A KeyUnboxer is an Unboxer that also gives the message's read key (the
+// bytes that open this one message, which ssb-db shows as value.unbox).
+type KeyUnboxer interface {
+	Unboxer
+	UnboxKey(content string) (plain, readKey []byte, ok bool, err error)
+}
+
 // Unbox implements Unboxer. A content string with no suffix, or a suffix
 // with no Unboxer, gives ErrFormat.
 func (f Formats) Unbox(content string) ([]byte, bool, error) {
+	u, err := f.format(content)
+	if err != nil {
+		return nil, false, err
+	}
+	return u.Unbox(content)
+}
+
+// UnboxKey implements KeyUnboxer; the read key is nil for a format whose
+// Unboxer does not give one.
+func (f Formats) UnboxKey(content string) (plain, readKey []byte, ok bool, err error) {
+	u, err := f.format(content)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if ku, isKU := u.(KeyUnboxer); isKU {
+		return ku.UnboxKey(content)
+	}
+	plain, ok, err = u.Unbox(content)
+	return plain, nil, ok, err
+}
+
+// Has reports whether content ends with the suffix of a known format.
+func (f Formats) Has(content string) bool {
+	_, err := f.format(content)
+	return err == nil
+}
+
+func (f Formats) format(content string) (Unboxer, error) {
 	i := strings.LastIndexByte(content, '.')
 	if i < 0 {
-		return nil, false, fmt.Errorf("%w: content has no suffix", ErrFormat)
+		return nil, fmt.Errorf("%w: content has no suffix", ErrFormat)
 	}
 	u, ok := f[content[i:]]
 	if !ok {
-		return nil, false, fmt.Errorf("%w: %q", ErrFormat, truncate(content[i:]))
+		return nil, fmt.Errorf("%w: %q", ErrFormat, truncate(content[i:]))
 	}
-	return u.Unbox(content)
+	return u, nil
 }
 
 // UnboxString opens the content string of a private-box message
@@ -54,6 +89,23 @@ func (k *Key) Unbox(content string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	return k.Open(ct)
+}
+
+// UnboxKey implements KeyUnboxer for a private-box content string.
+func (k *Key) UnboxKey(content string) (plain, readKey []byte, ok bool, err error) {
+	ct, err := Decode(content)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rk, ok, err := k.OpenKey(ct)
+	if !ok || err != nil {
+		return nil, nil, ok, err
+	}
+	plain, err = OpenBody(ct, rk)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return plain, rk[:], true, nil
 }
 
 // Unbox opens a private-box ciphertext with our key k; see Key.Open.

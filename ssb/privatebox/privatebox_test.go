@@ -375,3 +375,40 @@ func TestUnboxStringMalformed(t *testing.T) {
 		}
 	}
 }
+
+// box2 is a stand-in second format: it "opens" any content ending in
+// ".box2" to its text before the suffix, and gives no read key.
+type box2 struct{}
+
+func (box2) Unbox(content string) ([]byte, bool, error) {
+	return []byte(content[:len(content)-len(".box2")]), true, nil
+}
+
+// A second format plugs in beside ".box" by its suffix: Formats routes
+// each content string to its format, and UnboxKey gives private-box's
+// read key (the 33 bytes of our slot, which open the body) and none for a
+// format without one.
+func TestFormatsSecondFormat(t *testing.T) {
+	id := newIdentity(t)
+	s, err := privatebox.BoxString([]byte(`{"a":1}`), []refs.Feed{id.kp.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := privatebox.NewUnboxer(id.key)
+	u[".box2"] = box2{}
+	plain, rk, ok, err := u.UnboxKey(s)
+	if !ok || err != nil || string(plain) != `{"a":1}` || len(rk) != 33 || rk[0] != 1 {
+		t.Fatalf("UnboxKey of a box: %q %x %v %v", plain, rk, ok, err)
+	}
+	ct, _ := privatebox.Decode(s)
+	if body, err := privatebox.OpenBody(ct, privatebox.ReadKey(rk)); err != nil || string(body) != `{"a":1}` {
+		t.Errorf("OpenBody with the read key: %q %v", body, err)
+	}
+	plain, rk, ok, err = u.UnboxKey("hello.box2")
+	if !ok || err != nil || string(plain) != "hello" || rk != nil {
+		t.Errorf("UnboxKey of the second format: %q %x %v %v", plain, rk, ok, err)
+	}
+	if !u.Has("x.box2") || !u.Has(s) || u.Has("x.box3") {
+		t.Error("Has does not follow the formats")
+	}
+}

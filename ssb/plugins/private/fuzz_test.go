@@ -9,30 +9,31 @@ import (
 	"github.com/scuttlego/scuttle/ssb/privatebox"
 )
 
-// FuzzBoxed: the index's reader of message values never panics, and
-// whatever it takes for a box is one by the format's decoder.
-func FuzzBoxed(f *testing.F) {
+// FuzzPrivateContent: the index's reader of message values never panics,
+// and on values in the store's form it finds what a JSON decoder finds.
+func FuzzPrivateContent(f *testing.F) {
 	f.Add([]byte(`{"author":"@a","content":"YWJj.box","signature":"x"}`))
 	f.Add([]byte(`{"content":{"type":"post","text":".box\""}}`))
 	f.Add([]byte(`{"content":"\u0000.box"}`))
 	f.Add([]byte(`{"hash":"sha256","content":"YWJj.box","signature":"x"}`))
 	f.Add([]byte(`{"hash":"sha256","content":"YWJj.box","signature":"x","content":"ZGVm.box"}`))
+	formats := privatebox.Formats{privatebox.Suffix: nil}
 	f.Fuzz(func(t *testing.T, value []byte) {
-		ct, ok := boxed(value)
+		content, ok := privateContent(value, formats)
 		if !ok {
 			return
 		}
 		// The store keeps values in canonical form (what message.Parse
-		// prints back); boxed may read other input by a shortcut.
+		// prints back); the reader may take a shortcut on other input.
 		if v, err := message.Parse(value); err != nil || !bytes.Equal(v.AppendCompact(nil), value) {
 			return
 		}
 		var v struct{ Content string }
-		if err := json.Unmarshal(value, &v); err != nil {
-			t.Fatalf("%q taken for a box, but its content is not a string: %v", value, err)
+		if err := json.Unmarshal(value, &v); err != nil || v.Content != content {
+			t.Fatalf("%q: read %q, JSON has %q (%v)", value, content, v.Content, err)
 		}
-		if want, err := privatebox.Decode(v.Content); err != nil || !bytes.Equal(want, ct) {
-			t.Fatalf("%q: boxed gave %x, the decoder %x, %v", value, ct, want, err)
+		if !formats.Has(content) {
+			t.Fatalf("%q taken for a private message", content)
 		}
 	})
 }
@@ -57,20 +58,21 @@ func FuzzRecipients(f *testing.F) {
 }
 
 // The shortcut and the JSON decoder agree on values in the store's form.
-func TestBoxedShortcut(t *testing.T) {
-	for _, v := range []string{
-		`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":"YWJj.box","signature":"x.sig.ed25519"}`,
-		`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":{"type":"post","text":"YWJj.box"},"signature":"x.sig.ed25519"}`,
-		`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":"YW\u004aj.box","signature":"x.sig.ed25519"}`,
+func TestPrivateContentShortcut(t *testing.T) {
+	formats := privatebox.Formats{privatebox.Suffix: nil}
+	for _, c := range []struct {
+		value string
+		want  string
+		ok    bool
+	}{
+		{`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":"YWJj.box","signature":"x.sig.ed25519"}`, "YWJj.box", true},
+		{`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":{"type":"post","text":"YWJj.box"},"signature":"x.sig.ed25519"}`, "", false},
+		{`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":"YW\u004aj.box","signature":"x.sig.ed25519"}`, "YWJj.box", true},
+		{`{"previous":null,"author":"@a","sequence":1,"timestamp":1,"hash":"sha256","content":"YWJj.box2","signature":"x.sig.ed25519"}`, "YWJj.box2", false},
 	} {
-		_, fast := canonicalContent([]byte(v))
-		ct, ok := boxed([]byte(v))
-		var m struct{ Content any }
-		json.Unmarshal([]byte(v), &m)
-		s, isString := m.Content.(string)
-		want, err := privatebox.Decode(s)
-		if ok != (isString && err == nil) || (ok && !bytes.Equal(ct, want)) {
-			t.Errorf("%s: boxed %x %v (shortcut %v), want %x", v, ct, ok, fast, want)
+		got, ok := privateContent([]byte(c.value), formats)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("%s: %q %v, want %q %v", c.value, got, ok, c.want, c.ok)
 		}
 	}
 }

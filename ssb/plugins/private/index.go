@@ -37,7 +37,7 @@ type index struct {
 	dir   string
 	log   *slog.Logger
 	st    *store.Store
-	unbox *privatebox.Key
+	unbox privatebox.Formats
 
 	mu      sync.Mutex
 	ours    map[uint64]bool
@@ -71,11 +71,11 @@ const (
 	saveEvery = 5 * time.Second
 )
 
-func openIndex(dir string, st *store.Store, key *privatebox.Key, log *slog.Logger) (*index, error) {
+func openIndex(dir string, st *store.Store, unbox privatebox.Formats, log *slog.Logger) (*index, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("private: index: %w", err)
 	}
-	x := &index{dir: dir, log: log, st: st, unbox: key, ours: map[uint64]bool{}, changed: make(chan struct{})}
+	x := &index{dir: dir, log: log, st: st, unbox: unbox, ours: map[uint64]bool{}, changed: make(chan struct{})}
 	cp, err := readCheckpoint(filepath.Join(dir, scannedFile))
 	if err != nil {
 		return nil, err
@@ -240,12 +240,12 @@ func (x *index) try(items []store.Item) error {
 		wg.Go(func() {
 			var nm, nt int
 			for i := w; i < len(items); i += workers {
-				ct, ok := boxed(items[i].Value)
+				content, ok := privateContent(items[i].Value, x.unbox)
 				if !ok {
 					continue
 				}
 				nt++
-				_, mine, err := x.unbox.Open(ct) // the body too: a box of ours that does not open is not ours
+				_, mine, err := x.unbox.Unbox(content) // the body too: a box of ours that does not open is not ours
 				if err != nil {
 					nm++
 					continue
@@ -346,30 +346,24 @@ func (x *index) close() {
 	x.file.Close()
 }
 
-// boxed returns the ciphertext of a message value whose content is a
-// private-box string.
-func boxed(value []byte) ([]byte, bool) {
+// privateContent returns the content of a message value when it is a
+// string in one of the formats f knows (".box"; box2 could sit beside it).
+func privateContent(value []byte, f privatebox.Formats) (string, bool) {
 	// A cheap test first: most messages are public.
-	if !bytes.Contains(value, []byte(privatebox.Suffix+`"`)) {
-		return nil, false
+	if !bytes.Contains(value, []byte(`"content":"`)) {
+		return "", false
 	}
-	if s, ok := canonicalContent(value); ok {
-		ct, err := privatebox.Decode(s)
-		return ct, err == nil
+	s, ok := canonicalContent(value)
+	if !ok {
+		var v struct{ Content json.RawMessage }
+		if json.Unmarshal(value, &v) != nil || len(v.Content) == 0 || v.Content[0] != '"' {
+			return "", false
+		}
+		if json.Unmarshal(v.Content, &s) != nil {
+			return "", false
+		}
 	}
-	var v struct{ Content json.RawMessage }
-	if json.Unmarshal(value, &v) != nil || len(v.Content) == 0 || v.Content[0] != '"' {
-		return nil, false
-	}
-	var s string
-	if json.Unmarshal(v.Content, &s) != nil {
-		return nil, false
-	}
-	ct, err := privatebox.Decode(s)
-	if err != nil {
-		return nil, false
-	}
-	return ct, true
+	return s, f.Has(s)
 }
 
 // contentKey is where a signed message's content string starts in the

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
@@ -38,10 +37,10 @@ type Publisher interface {
 
 // Plugin is the private plugin.
 type Plugin struct {
-	srv *server.Server
-	log *slog.Logger
-	key *privatebox.Key
-	idx *index
+	srv     *server.Server
+	log     *slog.Logger
+	formats privatebox.Formats // every format we open (".box")
+	idx     *index
 }
 
 // New returns the private plugin.
@@ -60,8 +59,8 @@ func (p *Plugin) Init(s *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("private: %w", err)
 	}
-	p.key = key
-	idx, err := openIndex(filepath.Join(s.Config().Path, "private"), s.Store(), key, p.log)
+	p.formats = privatebox.NewUnboxer(key)
+	idx, err := openIndex(filepath.Join(s.Config().Path, "private"), s.Store(), p.formats, p.log)
 	if err != nil {
 		return err
 	}
@@ -149,7 +148,7 @@ func (p *Plugin) UnboxItem(it store.Item) (store.Item, bool) {
 	if ours, known := p.idx.has(it.Seq); known && !ours {
 		return it, false
 	}
-	ct, ok := boxed(it.Value)
+	content, ok := privateContent(it.Value, p.formats)
 	if !ok {
 		return it, false
 	}
@@ -157,7 +156,7 @@ func (p *Plugin) UnboxItem(it store.Item) (store.Item, bool) {
 	if err != nil {
 		return it, false
 	}
-	plain, rk, ok := p.open(ct)
+	plain, rk, ok := p.open(content)
 	if !ok {
 		return it, false
 	}
@@ -183,19 +182,16 @@ func (p *Plugin) Ours(ctx context.Context) ([]uint64, error) {
 	return seqs, nil
 }
 
-// open decrypts a ciphertext of ours into its JSON value.
-func (p *Plugin) open(ct []byte) (message.Value, privatebox.ReadKey, bool) {
-	rk, ok, err := p.key.OpenKey(ct)
+// open decrypts a content string of ours into its JSON value, with its
+// read key (nil when the format gives none).
+func (p *Plugin) open(content string) (message.Value, []byte, bool) {
+	body, rk, ok, err := p.formats.UnboxKey(content)
 	if !ok || err != nil {
-		return message.Value{}, rk, false
-	}
-	body, err := privatebox.OpenBody(ct, rk)
-	if err != nil {
-		return message.Value{}, rk, false
+		return message.Value{}, nil, false
 	}
 	plain, err := message.Parse(body) // ssb-keys' unboxBody: JSON.parse or nothing
 	if err != nil {
-		return message.Value{}, rk, false
+		return message.Value{}, nil, false
 	}
 	return plain, rk, true
 }
@@ -203,7 +199,7 @@ func (p *Plugin) open(ct []byte) (message.Value, privatebox.ReadKey, bool) {
 // decorate is ssb-db's autobox decorate: content replaced by the
 // plaintext, then meta {original: {content}, private, unbox}, cyphertext,
 // private and unbox appended.
-func decorate(v message.Value, plain message.Value, rk privatebox.ReadKey) message.Value {
+func decorate(v message.Value, plain message.Value, rk []byte) message.Value {
 	var cipher message.Value
 	members := make([]message.Member, 0, len(v.Members())+4)
 	for _, m := range v.Members() {
@@ -213,18 +209,23 @@ func decorate(v message.Value, plain message.Value, rk privatebox.ReadKey) messa
 		}
 		members = append(members, m)
 	}
-	unbox := message.StringValue(base64.StdEncoding.EncodeToString(rk[:]))
 	yes := message.BoolValue(true)
+	meta := []message.Member{
+		{Key: "original", Value: message.ObjectValue(message.Member{Key: "content", Value: cipher})},
+		{Key: "private", Value: yes},
+	}
+	var unbox []message.Member
+	if rk != nil { // ssb-db sets unbox when the format gives a read key
+		u := message.StringValue(base64.StdEncoding.EncodeToString(rk))
+		meta = append(meta, message.Member{Key: "unbox", Value: u})
+		unbox = []message.Member{{Key: "unbox", Value: u}}
+	}
 	members = append(members,
-		message.Member{Key: "meta", Value: message.ObjectValue(
-			message.Member{Key: "original", Value: message.ObjectValue(message.Member{Key: "content", Value: cipher})},
-			message.Member{Key: "private", Value: yes},
-			message.Member{Key: "unbox", Value: unbox},
-		)},
+		message.Member{Key: "meta", Value: message.ObjectValue(meta...)},
 		message.Member{Key: "cyphertext", Value: cipher},
 		message.Member{Key: "private", Value: yes},
-		message.Member{Key: "unbox", Value: unbox},
 	)
+	members = append(members, unbox...)
 	return message.ObjectValue(members...)
 }
 
@@ -298,16 +299,11 @@ func (p *Plugin) unbox(ctx context.Context, _ *server.Conn, req *muxrpc.Request)
 			return
 		}
 	}
-	if !strings.HasSuffix(s, privatebox.Suffix) {
-		req.Fail(fmt.Errorf("private.unbox: not a private-box ciphertext (%s)", privatebox.Suffix))
+	if !p.formats.Has(s) {
+		req.Fail(fmt.Errorf("private.unbox: not the content string of a private message (%s)", privatebox.Suffix))
 		return
 	}
-	ct, err := privatebox.Decode(s)
-	if err != nil {
-		req.Fail(fmt.Errorf("private.unbox: %w", err))
-		return
-	}
-	plain, _, ok := p.open(ct)
+	plain, _, ok := p.open(s)
 	if !ok {
 		req.Return(nil)
 		return
