@@ -8,6 +8,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/plugins/friends"
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
 	"github.com/scuttlego/scuttle/ssb/plugins/npm"
+	"github.com/scuttlego/scuttle/ssb/plugins/ooo"
 	"github.com/scuttlego/scuttle/ssb/plugins/private"
 	"github.com/scuttlego/scuttle/ssb/plugins/replication"
 	"github.com/scuttlego/scuttle/ssb/plugins/secretstack"
@@ -23,9 +24,10 @@ import (
 // of ours, private: true reads) and friends (ssb-friends' methods over
 // the replicator's follow graph; after replication) and secretstack
 // (address, auth, multiserver.parse/address), and npm (plugins.*, which
-// answer that sbot does not install npm packages). A connection is
+// answer that sbot does not install npm packages) and ooo (messages by id
+// from peers, out of order). A connection is
 // offered to replication before db (db asks peers for our feed while it is
 // being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New(), ooo.New()}
 }
