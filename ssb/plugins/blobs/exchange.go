@@ -293,7 +293,8 @@ func (x *exchange) createWants(ctx context.Context, c *server.Conn, req *muxrpc.
 
 // readWants reads the createWants stream the peer serves us into the core.
 // A peer without the method (an old ssb-server) is left alone: the legacy
-// polling of blobs.has and blobs.changes is left out on purpose: ssb-server 16 peers all serve createWants (see ssb/blobs/wants).
+// polling of blobs.has and blobs.changes is left out on purpose, as
+// ssb-server 16 peers all serve createWants (see ssb/blobs/wants).
 func (x *exchange) readWants(ctx context.Context, c *server.Conn) {
 	st, err := c.RPC.Open(muxrpc.Method{"blobs", "createWants"}, muxrpc.Source)
 	if err != nil {
