@@ -40,6 +40,17 @@ var commandHelp = []struct{ name, summary, usage, doc string }{
 			"chain), and report what was kept and what was lost per feed. The old file is\n" +
 			"kept beside the new one. The server must be stopped: repair refuses to run\n" +
 			"while the server of DIR answers on its socket."},
+	{"export", "write the messages another peer lacks to a file (sneakernet)", "sbot export [--feeds @FEED[,@FEED...]] [--since CLOCK] > BUNDLE",
+		"Write a bundle of messages for another peer: every feed the server holds (or\n" +
+			"those of --feeds), after the vector clock CLOCK, which is JSON or a file\n" +
+			"holding it: what `sbot getVectorClock` prints on the other peer. Carry the\n" +
+			"file over and run sbot import there. A progress line goes to stderr."},
+	{"import", "add a bundle's messages: sbot import BUNDLE", "sbot import BUNDLE",
+		"Add the messages of a bundle made by sbot export. Each message is validated as\n" +
+			"replication validates it (signature, sequence, previous, forks) and what is\n" +
+			"here already is skipped, so importing twice changes nothing. A bundle that is\n" +
+			"truncated, edited or forged stops the import at its first bad line, which is\n" +
+			"named; the valid messages before it are kept. Prints the counts."},
 	{"blobs.add", "add a blob: sbot blobs.add < FILE prints its id", "sbot blobs.add [FILE] (or < FILE)",
 		"Add the file, or stdin, to the server's blobs (at most 5 MiB, config blobs.max)\n" +
 			"and print its id, &HASH.sha256, once the server has stored it. The other\n" +
@@ -101,6 +112,8 @@ func printHelp(w io.Writer, topic string) {
 		"  sbot call latestSequence @FEED\n"+
 		"  sbot blobs.add < photo.jpg; sbot blobs.get &HASH.sha256 > copy.jpg\n"+
 		"  sbot repair --path /tmp/alice\n"+
+		"  sbot getVectorClock > clock.json     (on the peer that lacks messages)\n"+
+		"  sbot export --since clock.json > bundle; sbot import bundle\n"+
 		"\n-h or --help anywhere on the line prints help and does nothing else.\n")
 }
 

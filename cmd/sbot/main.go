@@ -210,6 +210,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	defer c.close()
+	switch line.cmd {
+	case "export":
+		return c.export(ctx, parseFlags(line.rest), stdin, stdout, stderr)
+	case "import":
+		return c.importBundle(ctx, parseFlags(line.rest), stdout, stderr)
+	}
 	return c.command(ctx, line.cmd, parseFlags(line.rest), stdin, stdout)
 }
 
