@@ -6,11 +6,13 @@
 //     to any message of an earlier round: an about, 20 follows (an
 //     occasional block), then posts (new threads, replies with root and
 //     branch, mentions of feeds, channels) and votes on recent threads.
+//
 //   - append: the whole corpus appended to a bare store (ssb/store, 8
 //     appenders, batches of 100), and to the store of a server running the
 //     default plugins, timed until every plugin's index has caught up (the
 //     links, backlinks and query methods and a private read each wait for
 //     their index to reach what was acknowledged). Goal: at least 0.7.
+//
 //   - queries: the corpus is loaded into ssb-server (createWriteStream, 8
 //     feeds at once); each query kind is warmed up on both (ssb-server
 //     builds its views on first use), then -queries targets are asked of
@@ -24,8 +26,8 @@
 //     (`backlinks.read`), which ssb-server 16 does not ship, against JS
 //     `links` of the same thread. Goal: at least 10 times faster.
 //
-//	go run ./bench/ssbapi                # 1,000,000 messages; JS takes ~15 min to load them
-//	go run ./bench/ssbapi -quick         # 20,000 messages, for CI
+//     go run ./bench/ssbapi                # 1,000,000 messages; JS takes ~15 min to load them
+//     go run ./bench/ssbapi -quick         # 20,000 messages, for CI
 //
 // It needs node and interop/node_modules.
 package main
