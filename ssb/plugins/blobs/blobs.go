@@ -404,7 +404,8 @@ func (p *Plugin) rm(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 		req.Fail(fmt.Errorf("blobs.rm: %w: %s", err, id))
 		return
 	}
-	req.Return(nil)
+	req.Return(false) // multiblob's rm answers fs.unlink's callback, with no value, which muxrpc sends as false
+
 }
 
 //go:embed help.json

@@ -1,9 +1,12 @@
 package friends
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/scuttlego/scuttle/ssb/graph"
@@ -159,8 +162,21 @@ func (p *Plugin) createFriendStream(ctx context.Context, _ *server.Conn, req *mu
 	o := parseOpts(req.Args)
 	meta := o.has() && o.truthy("meta")
 	p.hopChanges(ctx, req, o, func(first bool, m map[refs.Feed]float64) []any {
+		// The start (hops 0) first, as ssb-friends' hops object has it;
+		// then by hops and id, which JS leaves to its traversal.
+		keys := slices.SortedFunc(maps.Keys(m), func(a, b refs.Feed) int {
+			if c := cmp.Compare(m[a], m[b]); c != 0 {
+				return c
+			}
+			return strings.Compare(a.String(), b.String())
+		})
+		if _, ok := m[p.self]; ok {
+			keys = slices.DeleteFunc(keys, func(k refs.Feed) bool { return k == p.self })
+			keys = slices.Insert(keys, 0, p.self)
+		}
 		var out []any
-		for k, v := range m {
+		for _, k := range keys {
+			v := m[k]
 			if first && v < 0 {
 				continue
 			}
