@@ -78,8 +78,11 @@ type ebtSession struct {
 	rx      map[refs.Feed]bool  // feeds noted this session: whether we asked to receive them
 	skipped map[refs.Feed]bool  // wanted feeds left out of the first note
 	sending map[refs.Feed]context.CancelFunc
-	lastMsg time.Time // when the peer last sent a message
-	wantGen int       // the replicator's wantGen when wanted feeds were last noted
+	told    map[refs.Feed]int64 // the value of each feed in the last note sent
+	asked   map[refs.Feed]bool  // feeds whose last note from the peer asks to receive
+	ctx     context.Context     // the session's, for the sends it starts
+	lastMsg time.Time           // when the peer last sent a message
+	wantGen int                 // the replicator's wantGen when wanted feeds were last noted
 	wg      sync.WaitGroup
 }
 
@@ -114,20 +117,26 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 // ebt runs a session; the responder sends its note first. gotNote reports
 // whether the peer sent a note: whether it speaks EBT.
 func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, responder bool) (gotNote bool, err error) {
+	actx, stop := context.WithCancel(ctx)
 	es := &ebtSession{
-		r: r, p: p, s: s,
+		r: r, p: p, s: s, ctx: actx,
 		theirs:  r.loadClock(p.id),
 		rx:      make(map[refs.Feed]bool),
 		skipped: make(map[refs.Feed]bool),
 		sending: make(map[refs.Feed]context.CancelFunc),
+		told:    make(map[refs.Feed]int64),
+		asked:   make(map[refs.Feed]bool),
 		lastMsg: time.Now(),
 	}
 	r.mu.Lock()
 	r.ebts[es] = struct{}{}
 	r.mu.Unlock()
-	actx, stop := context.WithCancel(ctx)
 	defer func() {
 		stop()
+		// share starts sends under es.mu while actx is live: once it
+		// is cancelled and es.mu passed, no send starts, so Wait is safe.
+		es.mu.Lock()
+		es.mu.Unlock()
 		s.Close()
 		es.wg.Wait()
 		r.endSession(es)
@@ -258,6 +267,9 @@ func (es *ebtSession) appendFeed(f refs.Feed, ch <-chan inMsg) {
 		if broken || reaskAt != nil {
 			continue
 		}
+		if es.r.withheld(f, es.p.id) {
+			continue // ssb-ebt drops a feed it does not share with the peer
+		}
 		if resync {
 			// Messages sent before the peer had the re-ask are
 			// dropped: what it sends since starts at the next one.
@@ -356,6 +368,9 @@ func (es *ebtSession) sendFirstNote() error {
 	n := make(map[refs.Feed]int64)
 	skipped := 0
 	for _, f := range r.Wanted() {
+		if r.withheld(f, es.p.id) {
+			continue // not shared with this peer: ssb-ebt leaves it out
+		}
 		seq := r.latest(f)
 		r.mu.Lock()
 		es.mu.Lock()
@@ -385,7 +400,7 @@ func (es *ebtSession) noteWanted() error {
 		_, noted := es.rx[f]
 		noted = noted || es.skipped[f]
 		es.mu.Unlock()
-		if noted {
+		if noted || r.withheld(f, es.p.id) {
 			continue
 		}
 		seq := r.latest(f)
@@ -414,9 +429,12 @@ func (es *ebtSession) sendNote(n map[refs.Feed]int64, always bool) error {
 		return nil
 	}
 	m := make(map[string]int64, len(n))
+	es.mu.Lock()
 	for f, v := range n {
 		m[f.String()] = v
+		es.told[f] = v
 	}
+	es.mu.Unlock()
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -438,7 +456,6 @@ func (es *ebtSession) receiveNote(ctx context.Context, n map[string]int64) {
 	r := es.r
 	reply := make(map[refs.Feed]int64)
 	others := make(map[*ebtSession]map[refs.Feed]int64)
-	blocked := r.IsBlocked(es.p.id)
 	for id, v := range n {
 		f, err := refs.ParseFeed(id)
 		if err != nil || v < -1 {
@@ -447,6 +464,7 @@ func (es *ebtSession) receiveNote(ctx context.Context, n map[string]int64) {
 		if v == -1 {
 			es.mu.Lock()
 			es.theirs[f] = -1
+			delete(es.asked, f)
 			if stop := es.sending[f]; stop != nil {
 				stop()
 				delete(es.sending, f)
@@ -457,11 +475,24 @@ func (es *ebtSession) receiveNote(ctx context.Context, n map[string]int64) {
 		}
 		seq, peerRx := v>>1, v&1 == 0
 		wanted := r.isWanted(f)
+		withheld := r.withheld(f, es.p.id)
 		ours := r.latest(f)
 		r.mu.Lock()
 		es.mu.Lock()
 		es.theirs[f] = seq // a note is what the peer has now
-		if peerRx && es.sending[f] == nil && !blocked {
+		es.asked[f] = peerRx
+		if withheld {
+			// Not shared with this peer (ssb-ebt's isShared): neither
+			// sent nor received; said once.
+			if _, noted := es.rx[f]; !noted {
+				es.rx[f] = false
+				reply[f] = -1
+			}
+			es.mu.Unlock()
+			r.mu.Unlock()
+			continue
+		}
+		if peerRx && es.sending[f] == nil {
 			sctx, stop := context.WithCancel(ctx)
 			es.sending[f] = stop
 			from := seq + 1
@@ -692,7 +723,7 @@ func (es *ebtSession) announce(ctx context.Context) {
 		}
 		n := make(map[refs.Feed]int64)
 		for f, seq := range pending {
-			if !es.r.isWanted(f) {
+			if !es.r.isWanted(f) || es.r.withheld(f, es.p.id) {
 				continue
 			}
 			es.mu.Lock()
@@ -757,5 +788,52 @@ func (es *ebtSession) unstall() {
 		r.log.Debug("replicate: peer stalls; asking another", "peer", es.p.id.String(), "feed", f.String())
 		es.sendNote(map[refs.Feed]int64{f: note(ours, false)}, false)
 		r.release(es, f)
+	}
+}
+
+// giveUp forgets f, no longer wanted: a peer that was noted f is noted -1,
+// as ssb-ebt does on an unfollow. What the peer asked of f is still sent.
+func (es *ebtSession) giveUp(f refs.Feed) {
+	es.mu.Lock()
+	_, noted := es.rx[f]
+	delete(es.rx, f)
+	delete(es.skipped, f)
+	es.mu.Unlock()
+	if noted {
+		es.sendNote(map[refs.Feed]int64{f: -1}, false)
+	}
+}
+
+// withhold stops exchanging f with the session's peer (a block): sending
+// ends, and if f was noted it is noted -1 and asked from another peer.
+func (es *ebtSession) withhold(f refs.Feed) {
+	es.mu.Lock()
+	wasSending := es.sending[f] != nil
+	if wasSending {
+		es.sending[f]()
+		delete(es.sending, f)
+	}
+	es.rx[f] = false
+	delete(es.skipped, f)
+	told, known := es.told[f]
+	_, theirs := es.theirs[f]
+	es.mu.Unlock()
+	if !(known && told == -1) && (known || theirs || wasSending) {
+		es.sendNote(map[refs.Feed]int64{f: -1}, false)
+	}
+	es.r.release(es, f)
+}
+
+// share undoes withhold: f is noted again on the next tick if wanted, and
+// sent if the peer's last note asked for it.
+func (es *ebtSession) share(f refs.Feed) {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	delete(es.rx, f)
+	if es.asked[f] && es.sending[f] == nil && es.ctx.Err() == nil {
+		sctx, stop := context.WithCancel(es.ctx)
+		es.sending[f] = stop
+		from := es.theirs[f] + 1
+		es.wg.Go(func() { es.send(sctx, f, from) })
 	}
 }

@@ -44,6 +44,7 @@ type Replicator struct {
 	log   *slog.Logger
 	graph *graph.Graph
 
+	upd      sync.Mutex // serializes update: each computes from the graph as it is
 	mu       sync.Mutex
 	wanted   map[refs.Feed]bool
 	peers    map[*peer]struct{}
@@ -55,6 +56,10 @@ type Replicator struct {
 	ebtStall atomic.Int64              // SetEBTStall
 	errors   map[refs.Feed]error       // the last invalid message of each feed
 	forked   map[refs.Feed]bool
+	requests map[refs.Feed]bool               // Request: replicate (true) or not, whatever the graph says
+	blocks   map[refs.Feed]map[refs.Feed]bool // Block: feed -> peers that do not get it
+	serving  map[*served]struct{}             // live history streams served to peers (Serving)
+	wantSubs map[*wantSub]struct{}            // WatchWanted
 	wg       sync.WaitGroup
 
 	// NoEBT replicates with createHistoryStream only: it neither calls nor
@@ -64,6 +69,9 @@ type Replicator struct {
 	// is kept between sessions, for request skipping. Set it before
 	// AddPeer.
 	ClockDir string
+	// PolicyFile, if set, is the file where Request and Block keep what
+	// the owner asked (see LoadPolicy).
+	PolicyFile string
 
 	stats Stats
 }
@@ -97,10 +105,10 @@ type peer struct {
 	e         *muxrpc.Endpoint
 	id        refs.Feed
 	ctx       context.Context
-	dialer    bool // we dialed this connection
-	asking    map[refs.Feed]bool
-	legacy    bool          // replicating with createHistoryStream
-	ebtCalled chan struct{} // closed when the peer calls ebt.replicate
+	dialer    bool                    // we dialed this connection
+	asking    map[refs.Feed]*fetching // feeds asked for, or refused on this connection
+	legacy    bool                    // replicating with createHistoryStream
+	ebtCalled chan struct{}           // closed when the peer calls ebt.replicate
 	ebtOnce   sync.Once
 	heard     *event         // the peer has called us (Heard)
 	sessions  sync.WaitGroup // EBT sessions running on the connection
@@ -128,6 +136,11 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 		rxFrom: make(map[refs.Feed]*ebtSession),
 		errors: make(map[refs.Feed]error),
 		forked: make(map[refs.Feed]bool),
+
+		requests: make(map[refs.Feed]bool),
+		blocks:   make(map[refs.Feed]map[refs.Feed]bool),
+		serving:  make(map[*served]struct{}),
+		wantSubs: make(map[*wantSub]struct{}),
 	}
 }
 
@@ -155,8 +168,15 @@ func (r *Replicator) Run(ctx context.Context) error {
 		if err != nil || m.Encrypted() {
 			continue
 		}
+		var c struct{ Contact string }
+		json.Unmarshal(m.Content, &c)
+		to, terr := refs.ParseFeed(c.Contact)
+		wasBlocking := terr == nil && r.graph.IsBlocking(m.Author, to)
 		if r.graph.Contact(m.Author, m.Content) {
 			r.update()
+			if terr == nil && wasBlocking != r.graph.IsBlocking(m.Author, to) {
+				r.blockChanged(m.Author, to) // as ssb-friends passes blocks to ebt.block
+			}
 		}
 	}
 }
@@ -178,10 +198,6 @@ func (r *Replicator) isWanted(f refs.Feed) bool {
 	return r.wanted[f]
 }
 
-// IsBlocked reports whether the local feed blocks feed: such a peer is
-// served nothing.
-func (r *Replicator) IsBlocked(feed refs.Feed) bool { return r.graph.IsBlocking(r.self, feed) }
-
 // Forked returns the feeds found forked, with the error that showed it.
 func (r *Replicator) Forked() map[refs.Feed]error {
 	r.mu.Lock()
@@ -193,25 +209,70 @@ func (r *Replicator) Forked() map[refs.Feed]error {
 	return out
 }
 
-// update recomputes the wanted feeds and asks every peer for new ones.
+// update recomputes the wanted feeds (the graph's within hops, plus the
+// requested, minus the refused, our own always), asks every peer for new
+// ones, gives up the ones no longer wanted, and rechecks the history
+// streams served (a contact message may block a peer).
 func (r *Replicator) update() {
+	r.upd.Lock()
+	defer r.upd.Unlock()
 	want := r.graph.Replicate(r.self, r.hops)
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	next := make(map[refs.Feed]bool, len(want)+len(r.requests)+1)
 	for _, f := range want {
+		next[f] = true
+	}
+	for f, v := range r.requests {
+		if v {
+			next[f] = true
+		} else {
+			delete(next, f)
+		}
+	}
+	next[r.self] = true
+	var added, removed []refs.Feed
+	for f := range next {
 		if !r.wanted[f] {
-			r.wanted[f] = true
+			added = append(added, f)
 			r.log.Debug("replicate: wanted", "feed", f.String())
 		}
 	}
+	for f := range r.wanted {
+		if !next[f] {
+			removed = append(removed, f)
+			r.log.Debug("replicate: no longer wanted", "feed", f.String())
+		}
+	}
+	r.wanted = next
 	r.wantGen++
+	for _, f := range removed {
+		delete(r.rxFrom, f)
+	}
 	for p := range r.peers {
+		for _, f := range removed {
+			if fe := p.asking[f]; fe != nil {
+				fe.cancel()
+				delete(p.asking, f)
+			}
+		}
 		if p.legacy {
 			r.askLocked(p)
 		}
 	}
+	sessions := make([]*ebtSession, 0, len(r.ebts))
+	for es := range r.ebts {
+		sessions = append(sessions, es)
+	}
+	r.mu.Unlock()
 	// EBT sessions note the new feeds on their next tick, so that a burst
-	// of contacts makes one note.
+	// of contacts makes one note; feeds given up are noted -1 now.
+	for _, f := range removed {
+		for _, es := range sessions {
+			es.giveUp(f)
+		}
+	}
+	r.notifyWanted(added, removed)
+	r.recheckServing()
 }
 
 // AddPeer replicates with a connected peer until its connection or ctx
@@ -313,7 +374,7 @@ func (r *Replicator) register(ctx context.Context, e *muxrpc.Endpoint, id refs.F
 			}
 		}
 		if old == nil {
-			p := &peer{e: e, id: id, ctx: ctx, dialer: dialer, asking: make(map[refs.Feed]bool),
+			p := &peer{e: e, id: id, ctx: ctx, dialer: dialer, asking: make(map[refs.Feed]*fetching),
 				ebtCalled: make(chan struct{}), heard: heard, gone: make(chan struct{})}
 			r.peers[p] = struct{}{}
 			r.byConn[e] = p
@@ -395,15 +456,23 @@ func (r *Replicator) unregister(p *peer) {
 	close(p.gone)
 }
 
+// fetching is a feed asked from a peer with createHistoryStream; cancel
+// ends the stream (the feed is no longer wanted, or it excludes the peer).
+type fetching struct {
+	cancel context.CancelFunc
+}
+
 // askLocked starts a history stream from p for each wanted feed it is not
-// asked for yet, except feeds found forked.
+// asked for yet, except feeds found forked and feeds kept from p.
 func (r *Replicator) askLocked(p *peer) {
 	for f := range r.wanted {
-		if p.asking[f] || r.forked[f] {
+		if p.asking[f] != nil || r.forked[f] || r.excludesLocked(f, p.id) {
 			continue
 		}
-		p.asking[f] = true
-		r.wg.Go(func() { r.fetch(p, f) })
+		ctx, cancel := context.WithCancel(p.ctx)
+		fe := &fetching{cancel: cancel}
+		p.asking[f] = fe
+		r.wg.Go(func() { r.fetch(ctx, p, f, fe) })
 	}
 }
 
@@ -418,24 +487,27 @@ const (
 	maxReasks    = 3
 )
 
-// fetch streams feed f from peer p into the store, asking again after a
-// message out of order.
-func (r *Replicator) fetch(p *peer, f refs.Feed) {
+// fetch streams feed f from peer p into the store until ctx ends, asking
+// again after a message out of order.
+func (r *Replicator) fetch(ctx context.Context, p *peer, f refs.Feed, fe *fetching) {
 	// A stream that ends cleanly may be asked for again (on the next
 	// change of the wanted feeds); one the peer refused or broke is not
 	// asked again on this connection, or a peer that refuses
 	// createHistoryStream would be asked once per contact message.
 	refused := false
 	defer func() {
-		if !refused {
+		if !refused || ctx.Err() != nil {
 			r.mu.Lock()
-			delete(p.asking, f)
+			if p.asking[f] == fe {
+				delete(p.asking, f)
+			}
 			r.mu.Unlock()
 		}
+		fe.cancel()
 	}()
 	for reasks := 0; ; reasks++ {
 		var err error
-		refused, err = r.fetchOnce(p, f)
+		refused, err = r.fetchOnce(ctx, p, f)
 		if !errors.Is(err, message.ErrSequence) {
 			return
 		}
@@ -447,7 +519,7 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 		}
 		select {
 		case <-time.After(reaskBackoff << reasks):
-		case <-p.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-p.e.Done():
 			return
@@ -459,7 +531,7 @@ func (r *Replicator) fetch(p *peer, f refs.Feed) {
 // fetchOnce streams feed f from peer p into the store, from the latest
 // message stored, until the stream ends. It reports whether the peer
 // refused or broke the stream, and the error of an invalid message.
-func (r *Replicator) fetchOnce(p *peer, f refs.Feed) (refused bool, invalid error) {
+func (r *Replicator) fetchOnce(ctx context.Context, p *peer, f refs.Feed) (refused bool, invalid error) {
 	seq := int64(1)
 	if h, err := r.store.Latest(f); err == nil {
 		seq = h.State.Sequence + 1
@@ -480,9 +552,9 @@ func (r *Replicator) fetchOnce(p *peer, f refs.Feed) (refused bool, invalid erro
 	go func() {
 		defer close(msgs)
 		for {
-			pkt, err := s.Recv(p.ctx)
+			pkt, err := s.Recv(ctx)
 			if err != nil {
-				if !errors.Is(err, io.EOF) && p.ctx.Err() == nil {
+				if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 					broke.Store(true)
 					r.log.Debug("replicate: stream ended", "peer", p.id.String(), "feed", f.String(), "err", err)
 				}
@@ -490,7 +562,7 @@ func (r *Replicator) fetchOnce(p *peer, f refs.Feed) (refused bool, invalid erro
 			}
 			select {
 			case msgs <- pkt.Body:
-			case <-p.ctx.Done():
+			case <-ctx.Done():
 				return
 			}
 		}

@@ -1,14 +1,19 @@
 // Package replication replicates the feeds the server wants (those within
-// friends.hops of its own in the follow graph) with every connected peer:
-// EBT (ebt.replicate) or legacy createHistoryStream, which it serves to
-// anyone, and progress. The follow graph (ssb-friends' hops) is kept by
-// the replicator; the friends plugin answers friends.* from it.
+// friends.hops of its own in the follow graph, plus those the owner
+// requested, minus those refused) with every connected peer: EBT
+// (ebt.replicate) or legacy createHistoryStream, which it serves to
+// anyone, and progress. For the owner it answers ssb-replicate's request,
+// block, upto and changes and ssb-ebt's request, block and peerStatus
+// (methods.go); requests and blocks are kept in <path>/replication.json.
+// The follow graph (ssb-friends' hops) is kept by the replicator; the
+// friends plugin answers friends.* from it.
 package replication
 
 import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
@@ -20,8 +25,12 @@ import (
 
 // Plugin is the replication plugin.
 type Plugin struct {
+	srv   *server.Server
 	repl  *replicate.Replicator
 	store *store.Store
+
+	privOnce sync.Once
+	priv     db.Private
 }
 
 // New returns the replication plugin.
@@ -31,14 +40,17 @@ func New() *Plugin { return &Plugin{} }
 func (p *Plugin) Name() string { return "replicate" }
 
 // Init creates the replicator with the server's Hops and NoEBT; peers'
-// EBT clocks are kept in <path>/ebt.
+// EBT clocks are kept in <path>/ebt, the owner's requests and blocks in
+// <path>/replication.json.
 func (p *Plugin) Init(s *server.Server) error {
 	cfg := s.Config()
+	p.srv = s
 	p.store = s.Store()
 	p.repl = replicate.New(s.Store(), s.ID(), cfg.Hops, s.Logger())
 	p.repl.NoEBT = cfg.NoEBT
 	p.repl.ClockDir = filepath.Join(cfg.Path, "ebt")
-	return nil
+	p.repl.PolicyFile = filepath.Join(cfg.Path, "replication.json")
+	return p.repl.LoadPolicy()
 }
 
 // Replicator returns the replicator (for tests and benchmarks: its
@@ -46,7 +58,8 @@ func (p *Plugin) Init(s *server.Server) error {
 func (p *Plugin) Replicator() *replicate.Replicator { return p.repl }
 
 // Methods returns createHistoryStream and ebt.replicate, which anyone may
-// call, and progress.
+// call, and for the owner progress and ssb-replicate's and ssb-ebt's
+// others (see methods.go).
 func (p *Plugin) Methods() []server.Method {
 	return []server.Method{
 		{Name: "createHistoryStream", Type: muxrpc.Source, Perm: server.Anyone, Handler: db.WithOpts("id", p.createHistoryStream)},
@@ -58,6 +71,13 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "progress", Type: muxrpc.Sync, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
 			req.Return(map[string]any{"replication": p.repl.Progress(), "peers": p.repl.Peers()})
 		}},
+		{Name: "replicate.request", Type: muxrpc.Sync, Handler: p.request},
+		{Name: "replicate.block", Type: muxrpc.Sync, Handler: p.block},
+		{Name: "replicate.upto", Type: muxrpc.Source, Handler: p.upto},
+		{Name: "replicate.changes", Type: muxrpc.Source, Handler: p.changes},
+		{Name: "ebt.request", Type: muxrpc.Sync, Handler: p.request},
+		{Name: "ebt.block", Type: muxrpc.Sync, Handler: p.block},
+		{Name: "ebt.peerStatus", Type: muxrpc.Sync, Handler: p.peerStatus},
 	}
 }
 
@@ -92,6 +112,12 @@ func (p *Plugin) Status(ctx context.Context) (map[string]any, error) {
 	}, nil
 }
 
+// createHistoryStream serves a feed's history. A peer gets nothing of a
+// feed kept from it (blocked by us, or by the feed: Replicator.Excludes),
+// and a live stream ends when a block comes. With private: true the owner
+// (the local socket, or a client with our key) gets our private messages
+// decrypted, as ssb-db's createHistoryStream would give them to a local
+// caller; a peer always gets them boxed, as they are replicated.
 func (p *Plugin) createHistoryStream(ctx context.Context, c *server.Conn, req *muxrpc.Request, o db.StreamOpts) {
 	feed, err := refs.ParseFeed(o.ID)
 	if err != nil {
@@ -99,8 +125,16 @@ func (p *Plugin) createHistoryStream(ctx context.Context, c *server.Conn, req *m
 		return
 	}
 	p.repl.Heard(c.RPC) // a peer that dialed may be asked for feeds now
-	if p.repl.IsBlocked(c.ID) {
-		return // ssb-replicate ends the stream at once for a peer we block
+	if c.Peer() {
+		if o.Live { // registered before the check, so that no block is missed
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			defer p.repl.Serving(feed, c.ID, cancel)()
+		}
+		if p.repl.IsBlocked(c.ID) || p.repl.Excludes(feed, c.ID) {
+			return // ssb-replicate ends the stream at once for a peer kept from the feed
+		}
 	}
 	seq := int64(0)
 	switch {
@@ -110,5 +144,30 @@ func (p *Plugin) createHistoryStream(ctx context.Context, c *server.Conn, req *m
 		seq = *o.Seq
 	}
 	it, err := p.store.History(ctx, store.HistoryQuery{ID: feed, Seq: seq, Limit: o.Limit, Live: o.Live, Old: o.Old, Keys: o.Keys, Values: o.Values})
-	db.Drain(ctx, req, it, err)
+	db.DrainWith(ctx, req, it, err, p.unboxer(c, o))
+}
+
+// unboxer returns the decryption private: true asks for, for the owner
+// only; nil otherwise or without a Private plugin.
+func (p *Plugin) unboxer(c *server.Conn, o db.StreamOpts) func(store.Item) store.Item {
+	if !o.Private || c.Kind != server.Owner {
+		return nil
+	}
+	p.privOnce.Do(func() {
+		for _, pl := range p.srv.Plugins() {
+			if pr, ok := pl.(db.Private); ok {
+				p.priv = pr
+				return
+			}
+		}
+	})
+	if p.priv == nil {
+		return nil
+	}
+	return func(it store.Item) store.Item {
+		if u, ok := p.priv.UnboxItem(it); ok {
+			return u
+		}
+		return it
+	}
 }

@@ -1,0 +1,93 @@
+package replicate
+
+import (
+	"context"
+
+	"github.com/scuttlego/scuttle/ssb/refs"
+)
+
+// served is a history stream of feed served to peer, live until cancel.
+type served struct {
+	feed, peer refs.Feed
+	cancel     context.CancelFunc
+}
+
+// Serving registers a history stream of feed that peer is being served
+// (createHistoryStream): cancel is called if feed comes to be kept from
+// peer (Block, or a contact message). Call done when the stream ends.
+func (r *Replicator) Serving(feed, peer refs.Feed, cancel context.CancelFunc) (done func()) {
+	s := &served{feed: feed, peer: peer, cancel: cancel}
+	r.mu.Lock()
+	r.serving[s] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.serving, s)
+		r.mu.Unlock()
+	}
+}
+
+// recheckServing ends the history streams whose feed is now kept from
+// their peer.
+func (r *Replicator) recheckServing() {
+	r.mu.Lock()
+	var end []*served
+	for s := range r.serving {
+		if r.excludesLocked(s.feed, s.peer) || r.excludesLocked(r.self, s.peer) {
+			end = append(end, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range end {
+		s.cancel()
+	}
+}
+
+// blockChanged applies a change of Block(from, to, …) to what runs: the
+// history streams served, the legacy streams asked and the EBT sessions
+// with peer to. A block from our own feed closes the replicating
+// connections with to.
+func (r *Replicator) blockChanged(from, to refs.Feed) {
+	r.recheckServing()
+	self := from == r.self
+	r.mu.Lock()
+	var sessions []*ebtSession
+	for es := range r.ebts {
+		if es.p.id == to {
+			sessions = append(sessions, es)
+		}
+	}
+	var closing []*peer
+	for p := range r.peers {
+		if p.id != to {
+			continue
+		}
+		if self && r.excludesLocked(r.self, to) {
+			closing = append(closing, p)
+			continue
+		}
+		if fe := p.asking[from]; fe != nil && r.excludesLocked(from, to) {
+			fe.cancel()
+			delete(p.asking, from)
+		}
+		if p.legacy {
+			r.askLocked(p)
+		}
+	}
+	r.wantGen++ // sessions note what became shared on their next tick
+	r.mu.Unlock()
+	for _, p := range closing {
+		r.log.Info("replicate: a peer is blocked; closing its connection", "peer", to.String())
+		r.wg.Go(func() { p.e.Close() }) // goodbye waits for the flush
+	}
+	for _, es := range sessions {
+		if self {
+			continue // closed above, or unblocked: notes as usual
+		}
+		if r.withheld(from, to) {
+			es.withhold(from)
+		} else {
+			es.share(from)
+		}
+	}
+}
