@@ -62,7 +62,7 @@ func TestBlobsCommandLine(t *testing.T) {
 		}
 	}
 
-	if out, err := sbot(t, "--path", dir, "blobs.rm", id); err != nil || out != "null\n" {
+	if out, err := sbot(t, "--path", dir, "blobs.rm", id); err != nil || out != "false\n" { // as multiblob
 		t.Errorf("blobs.rm: %q, %v", out, err)
 	}
 	if out, err := sbot(t, "--path", dir, "blobs.has", id); err != nil || out != "false\n" {

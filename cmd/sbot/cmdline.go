@@ -40,6 +40,15 @@ var serverOptions = []serverOption{
 		func(c *server.Config, v string) error {
 			return millis("timers.inactivity", v, &c.Limits.IdleTimeout)
 		}},
+	// A switch (no arg): --local, --local=false, --no-local. It is the lan
+	// plugin's, not server.Config's: runServer applies it (commandLine.local).
+	{"local", "", "announce this server on the LAN by UDP broadcast and dial the peers found there, as ssb-local (default off; --no-local overrides the config)",
+		func(c *server.Config, v string) error {
+			if v != "true" && v != "false" {
+				return fmt.Errorf("--local %q is not true or false", v)
+			}
+			return nil
+		}},
 }
 
 func findOption(name string) *serverOption {
@@ -111,6 +120,11 @@ func parseLine(args []string) (commandLine, error) {
 		}
 		name, value, hasValue := strings.Cut(name, "=")
 		opt := findOption(name)
+		if neg, ok := strings.CutPrefix(name, "no-"); opt == nil && ok && !hasValue {
+			if o := findOption(neg); o != nil && o.arg == "" { // --no-SWITCH
+				opt, value, hasValue = o, "false", true
+			}
+		}
 		switch {
 		case opt == nil && l.cmd == "":
 			err = errors.Join(err, fmt.Errorf("unknown option %s before the command (server options: %s; a command's own options go after it)", a, optionNames()))
@@ -119,6 +133,13 @@ func parseLine(args []string) (commandLine, error) {
 		case hasValue && value == "":
 			err = errors.Join(err, fmt.Errorf("--%s needs a value: --%s=%s", name, name, opt.arg))
 		case hasValue:
+			l.options = append(l.options, setting{opt, value})
+		case opt.arg == "": // a switch: true, unless true or false follows
+			value = "true"
+			if i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
+				value = args[i+1]
+				i++
+			}
 			l.options = append(l.options, setting{opt, value})
 		case i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") && !isHelp(args[i+1]):
 			l.options = append(l.options, setting{opt, args[i+1]})
@@ -162,6 +183,16 @@ func (l *commandLine) path() string {
 		return server.DefaultPath()
 	}
 	return path
+}
+
+// local reports the last --local (or --no-local) of the line, if any.
+func (l *commandLine) local() (on, given bool) {
+	for _, s := range l.options {
+		if s.opt.name == "local" {
+			on, given = s.value == "true", true
+		}
+	}
+	return on, given
 }
 
 // configure applies the line's server options to cfg and validates the

@@ -1,6 +1,6 @@
 // Command sbot is a Secure Scuttlebutt server and its command-line client.
 //
-//	sbot server [--path DIR] [--host H] [--port N] [--caps.shs KEY] [--caps.sign KEY] [--logging.level L]
+//	sbot server [--path DIR] [--host H] [--port N] [--caps.shs KEY] [--caps.sign KEY] [--logging.level L] [--local]
 //	sbot whoami
 //	sbot publish --type post --text "hello"     (any --key value; nested keys with dots; JSON values)
 //	sbot feed [--live] [--limit N] [--reverse]  (createFeedStream)
@@ -20,7 +20,7 @@
 //
 // As in ssb-server, the server options (--path, --host, --port,
 // --caps.shs, --caps.sign, --logging.level, --friends.hops,
-// --timers.handshake, --timers.inactivity) may come anywhere on the line,
+// --timers.handshake, --timers.inactivity, --local) may come anywhere on the line,
 // before or after the command; they are not passed on to the method a
 // client command calls. --path (default ~/.ssb-go) selects the data
 // directory for every command. Their values are checked before anything is
@@ -46,6 +46,7 @@ import (
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/plugins/all"
+	"github.com/scuttlego/scuttle/ssb/plugins/lan"
 	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
@@ -238,7 +239,15 @@ func runServer(ctx context.Context, path string, line commandLine, stderr io.Wri
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := server.Open(cfg, log, all.Default()...)
+	plugins := all.Default()
+	if on, given := line.local(); given {
+		for _, p := range plugins {
+			if l, ok := p.(*lan.Plugin); ok {
+				l.SetEnabled(on)
+			}
+		}
+	}
+	srv, err := server.Open(cfg, log, plugins...)
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("%w\nrepair it with: sbot --path %s repair", err, path)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,37 @@ const (
 	// maxBackoff, with up to half again of jitter.
 	minBackoff = 500 * time.Millisecond
 	maxBackoff = 5 * time.Minute
+	// stableAfter is how long a connection must last for its end not to
+	// count as a flap: a peer that accepts and soon closes is dialed again
+	// with the same back-off as one that fails.
+	stableAfter = 30 * time.Second
+	// maxDialFailures is how many dials in a row an automatically found
+	// peer (SourcePub) may fail, never having connected since it was
+	// added, before it is dropped from the known peers: with the back-off
+	// above, about 8 minutes of trying.
+	maxDialFailures = 10
+	// maxPubPeers bounds the known peers found in pub messages; more are
+	// ignored until some are dropped.
+	maxPubPeers = 1000
+	// droppedFor is how long a dropped peer is not added again from the
+	// same kind of source; droppedMax bounds how many are remembered.
+	droppedFor = time.Hour
+	droppedMax = 4096
+)
+
+// Where known peers come from, as gossip.peers shows them in "source".
+const (
+	// SourceManual is a peer the owner added (AddPeer, Connect,
+	// gossip.add, gossip.connect).
+	SourceManual = "manual"
+	// SourcePub is a peer announced by a pub message of a feed in the
+	// store (as ssb-gossip adds them). These are dropped after
+	// maxDialFailures failed dials in a row.
+	SourcePub = "pub"
+	// SourceInvite is the pub of an invite this server accepted.
+	SourceInvite = "invite"
+	// SourceLocal is a peer found on the local network.
+	SourceLocal = "local"
 )
 
 // A knownPeer is a peer the server dials: an address and its key,
@@ -47,7 +79,15 @@ type knownPeer struct {
 	lastError   string
 	stateChange time.Time // last connect, disconnect, dial or failure
 	client      *bool     // whether the last connection was dialed by us; nil before one
+	connectedAt time.Time // when the open connection started
+	flaps       int       // connections in a row that ended within stableAfter
+	everUp      bool      // connected at least once since it was added
 }
+
+// droppable reports whether the peer is dropped after failing to connect
+// maxDialFailures times in a row: peers found automatically that have not
+// connected since they were added.
+func (k *knownPeer) droppable() bool { return k.Source == SourcePub && !k.everUp }
 
 // peers is the server's address book and who is connected.
 type peers struct {
@@ -60,6 +100,7 @@ type peers struct {
 	paused    bool     // the scheduler dials no one (EnableScheduler(false))
 	listen    net.Addr // the TCP listener's address, once Serve listens
 	watchers  map[*PeerWatch]bool
+	dropped   map[string]time.Time // address -> when it was dropped (bounded by droppedMax)
 }
 
 // Peer event types, as ssb-gossip's changes stream names them.
@@ -134,7 +175,7 @@ func (p *peers) emitLocked(typ string, k *knownPeer, source string) {
 
 func loadPeers(path string) (*peers, error) {
 	p := &peers{path: path, known: make(map[string]*knownPeer), connected: make(map[refs.Feed]int), dialing: make(map[string]bool),
-		watchers: make(map[*PeerWatch]bool)}
+		watchers: make(map[*PeerWatch]bool), dropped: make(map[string]time.Time)}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
@@ -175,25 +216,67 @@ func (p *peers) saveLocked() error {
 	return os.Rename(tmp, p.path)
 }
 
+// errPubPeers is returned when a pub's address is refused because
+// maxPubPeers are known.
+var errPubPeers = fmt.Errorf("server: %d peers from pub messages are known already", maxPubPeers)
+
 // add records a peer from source ("manual" if empty) and tells the
-// watchers when it is new.
+// watchers when it is new. A pub's address that was dropped within
+// droppedFor is ignored (nil, nil), and beyond maxPubPeers refused.
 func (p *peers) add(addr, source string) (*knownPeer, error) {
 	hostPort, feed, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
 	}
 	if source == "" {
-		source = "manual"
+		source = SourceManual
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if k, ok := p.known[addr]; ok {
 		return k, nil
 	}
+	if source == SourcePub {
+		if at, ok := p.dropped[addr]; ok && time.Since(at) < droppedFor {
+			return nil, nil
+		}
+		if p.countLocked(SourcePub) >= maxPubPeers {
+			return nil, errPubPeers
+		}
+	} else {
+		delete(p.dropped, addr)
+	}
 	k := &knownPeer{Address: addr, Key: feed.String(), Source: source, hostPort: hostPort, feed: feed}
 	p.known[addr] = k
 	p.emitLocked(PeerDiscover, k, source)
 	return k, p.saveLocked()
+}
+
+// countLocked counts the known peers from source.
+func (p *peers) countLocked(source string) int {
+	n := 0
+	for _, k := range p.known {
+		if k.Source == source {
+			n++
+		}
+	}
+	return n
+}
+
+// dropLocked removes a peer that failed too often and remembers it for
+// droppedFor, so that the pub messages that name it do not add it again
+// at once.
+func (p *peers) dropLocked(k *knownPeer) {
+	delete(p.known, k.Address)
+	now := time.Now()
+	for a, at := range p.dropped {
+		if now.Sub(at) >= droppedFor || len(p.dropped) >= droppedMax {
+			delete(p.dropped, a)
+		}
+	}
+	p.dropped[k.Address] = now
+	p.emitLocked(PeerRemove, k, "")
+	p.saveLocked()
 }
 
 func (p *peers) remove(addr string) error {
@@ -240,9 +323,9 @@ func (p *peers) upAs(f refs.Feed, dialed bool) {
 		if k.feed != f {
 			continue
 		}
-		k.failures, k.lastError = 0, ""
+		k.failures, k.lastError, k.everUp = 0, "", true
 		if first {
-			k.stateChange, k.client = time.Now(), &dialed
+			k.stateChange, k.client, k.connectedAt = time.Now(), &dialed, time.Now()
 			p.emitLocked(PeerConnect, k, "")
 		}
 	}
@@ -254,8 +337,13 @@ func (p *peers) down(f refs.Feed) {
 	if p.connected[f]--; p.connected[f] <= 0 {
 		delete(p.connected, f)
 		for _, k := range p.known {
-			if k.feed == f { // reconnect soon, but not at once
-				k.nextTry = time.Now().Add(minBackoff)
+			if k.feed == f { // reconnect soon, but not at once, and later after each short connection
+				if time.Since(k.connectedAt) < stableAfter {
+					k.flaps++
+				} else {
+					k.flaps = 0
+				}
+				k.nextTry = time.Now().Add(backoff(k.flaps))
 				k.stateChange = time.Now()
 				p.emitLocked(PeerDisconnect, k, "")
 			}
@@ -263,21 +351,31 @@ func (p *peers) down(f refs.Feed) {
 	}
 }
 
-// failed records a failed dial and schedules the next with back-off.
+// backoff is the wait after n failures (or flaps) in a row: minBackoff
+// doubling up to maxBackoff, plus up to half again of jitter.
+func backoff(n int) time.Duration {
+	d := minBackoff << min(max(n-1, 0), 20)
+	if d > maxBackoff || d <= 0 {
+		d = maxBackoff
+	}
+	return d + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// failed records a failed dial and schedules the next with back-off; a
+// droppable peer that failed maxDialFailures times is dropped.
 func (p *peers) failed(k *knownPeer, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k.failures++
 	k.lastError = err.Error()
-	d := minBackoff << min(k.failures-1, 20)
-	if d > maxBackoff || d <= 0 {
-		d = maxBackoff
-	}
-	d += time.Duration(rand.Int64N(int64(d/2) + 1))
-	k.nextTry = time.Now().Add(d)
+	k.nextTry = time.Now().Add(backoff(k.failures + k.flaps))
 	k.stateChange = time.Now()
-	if _, still := p.known[k.Address]; still {
-		p.emitLocked(PeerConnectFailure, k, "")
+	if cur, still := p.known[k.Address]; !still || cur != k {
+		return
+	}
+	p.emitLocked(PeerConnectFailure, k, "")
+	if k.droppable() && k.failures >= maxDialFailures {
+		p.dropLocked(k)
 	}
 }
 
@@ -416,7 +514,7 @@ func (s *Server) schedule(ctx context.Context) {
 // dialPeer connects to a peer and, once the handshake is done, serves the
 // connection in the background; it returns the dial or handshake error.
 func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) error {
-	var d net.Dialer
+	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 	raw, err := d.DialContext(ctx, "tcp", hostPort)
 	if err != nil {
 		return err
@@ -439,31 +537,72 @@ func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) 
 func peersPath(dir string) string { return filepath.Join(dir, "gossip.json") }
 
 // ParseAddress reads the first net address of a multiserver address
-// ("net:HOST:PORT~shs:KEY", several separated by ";").
+// ("net:HOST:PORT~shs:KEY", several separated by ";"): HOST is an IP
+// address (IPv6 with its colons, as ssb-ref writes it) or a host name,
+// PORT a number in 1..65535. hostPort is HOST:PORT for net.Dial.
 func ParseAddress(addr string) (hostPort string, feed refs.Feed, err error) {
 	for _, a := range strings.Split(addr, ";") {
 		transport, auth, ok := strings.Cut(a, "~")
-		hostPort, isNet := strings.CutPrefix(transport, "net:")
+		hp, isNet := strings.CutPrefix(transport, "net:")
 		key, isSHS := strings.CutPrefix(auth, "shs:")
 		if !ok || !isNet || !isSHS {
 			continue
+		}
+		i := strings.LastIndexByte(hp, ':')
+		if i < 0 || !validPort(hp[i+1:]) || !validHost(hp[:i]) {
+			return "", refs.Feed{}, fmt.Errorf("%q: %q is not HOST:PORT", addr, hp)
 		}
 		feed, err := refs.ParseFeed("@" + key + ".ed25519")
 		if err != nil {
 			return "", refs.Feed{}, fmt.Errorf("%q: %w", addr, err)
 		}
-		return hostPort, feed, nil
+		return net.JoinHostPort(hp[:i], hp[i+1:]), feed, nil
 	}
 	return "", refs.Feed{}, fmt.Errorf("%q is not a net:HOST:PORT~shs:KEY address", addr)
+}
+
+// validPort reports whether s is a port number in 1..65535, digits only.
+func validPort(s string) bool {
+	if len(s) == 0 || len(s) > 5 || strings.TrimLeft(s, "0123456789") != "" {
+		return false
+	}
+	n, _ := strconv.Atoi(s)
+	return n >= 1 && n <= 65535
+}
+
+// validHost reports whether h is an IP address or a host name: labels of
+// letters, digits and inner hyphens separated by dots, at most 253
+// characters.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // AddPeer adds a multiserver address to the known peers (kept in
 // <path>/gossip.json), which the scheduler keeps connections to.
 func (s *Server) AddPeer(addr string) error { return s.AddPeerFrom(addr, "") }
 
-// AddPeerFrom is AddPeer with the source the peer came from (ssb-gossip's
-// "manual", "friends", "seed"…; "" is "manual"). A known address keeps
-// its source.
+// AddPeerFrom is AddPeer with the source the peer came from (SourceManual,
+// SourcePub, SourceInvite, SourceLocal, or another name; "" is
+// SourceManual). A known address keeps its source. Peers from SourcePub
+// are bounded (maxPubPeers; more are refused), dropped after
+// maxDialFailures failed dials in a row if they never connected, and then
+// not added again from SourcePub for an hour (AddPeerFrom returns nil).
 func (s *Server) AddPeerFrom(addr, source string) error {
 	_, err := s.peers.add(addr, source)
 	return err

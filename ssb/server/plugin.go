@@ -18,8 +18,9 @@ import (
 // A Plugin is one capability of the server: the RPC methods it answers,
 // with the permission of each, and optionally a config section
 // (Configurable), per-connection hooks (Connector), a background task
-// (Runner), a part of the status answer (StatusReporter) and the idle
-// keep-alive (Pinger). The server is given its plugins by Open and names
+// (Runner), a part of the status answer (StatusReporter), the idle
+// keep-alive (Pinger) and the confinement of some peers to a few methods
+// (Confiner). The server is given its plugins by Open and names
 // none of them: the manifest and the permission table are built from what
 // they declare.
 type Plugin interface {
@@ -76,6 +77,21 @@ type Pinger interface {
 	Ping(ctx context.Context, c *muxrpc.Endpoint)
 }
 
+// A Confiner plugin may confine a peer's connection to a few of its
+// methods (ssb-invite's guests, which connect with an invite's key, may
+// call invite.use and nothing else). Confine is asked about every
+// connection from a peer that is not the owner, after the handshake and
+// before anything is served (c.RPC is still nil); it must not block. It
+// returns the names of the methods the connection may call and true to
+// confine it: then the connection may call those and nothing else (not
+// manifest, not the methods for anyone), and the Connectors are not told
+// of it. false leaves the connection to the usual permissions. The first
+// Confiner that confines a connection decides.
+type Confiner interface {
+	Plugin
+	Confine(c *Conn) (methods []string, ok bool)
+}
+
 // Perm is who may call a method.
 type Perm int
 
@@ -128,6 +144,33 @@ type Conn struct {
 	Dialed bool
 	// RPC is the connection's endpoint: it calls the peer's methods.
 	RPC *muxrpc.Endpoint
+
+	allowed map[string]bool // non-nil: a confined connection (Confiner)
+}
+
+// Confined reports whether a Confiner confined the connection to a few
+// methods.
+func (c *Conn) Confined() bool { return c.allowed != nil }
+
+// confine asks the Confiner plugins about a peer's connection and records
+// the methods it may call.
+func (s *Server) confine(c *Conn) {
+	if c.Kind == Owner {
+		return
+	}
+	for _, p := range s.plugins {
+		cf, ok := p.(Confiner)
+		if !ok {
+			continue
+		}
+		if methods, ok := cf.Confine(c); ok {
+			c.allowed = make(map[string]bool, len(methods))
+			for _, m := range methods {
+				c.allowed[m] = true
+			}
+			return
+		}
+	}
 }
 
 // Peer reports whether the connection is to another peer: not the local
@@ -214,7 +257,11 @@ func (s *Server) handler(c *Conn) muxrpc.Handler {
 	return muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
 		name := req.Method.String()
 		m, ok := s.methods[name]
-		if c.Kind != Owner && (!ok || m.Perm != Anyone) {
+		allowed := c.Kind == Owner || ok && m.Perm == Anyone
+		if c.allowed != nil {
+			allowed = ok && c.allowed[name]
+		}
+		if !allowed {
 			req.Fail(fmt.Errorf("method:%s is not in list of allowed methods", strings.Join(req.Method, ",")))
 			return
 		}

@@ -304,9 +304,13 @@ func (r resettable) SetLinger(sec int) error { return r.tcp.SetLinger(sec) }
 // outbound, and replicates with it.
 func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey, dialer bool) {
 	id, _ := refs.NewFeed(remote)
-	s.peers.up(id)
-	defer s.peers.down(id)
-	s.serveRPC(ctx, conn, "peer", &Conn{ID: id, Kind: s.kindOf(remote), Dialed: dialer})
+	c := &Conn{ID: id, Kind: s.kindOf(remote), Dialed: dialer}
+	s.confine(c)
+	if !c.Confined() {
+		s.peers.up(id)
+		defer s.peers.down(id)
+	}
+	s.serveRPC(ctx, conn, "peer", c)
 }
 
 // local serves a connection on the local socket with the owner's rights.
@@ -328,9 +332,9 @@ func (s *Server) serveRPC(ctx context.Context, nc net.Conn, name string, c *Conn
 	s.mu.Lock()
 	s.conns[e] = c
 	s.mu.Unlock()
-	log.Debug("connected")
+	log.Debug("connected", "confined", c.Confined())
 	for _, p := range s.plugins {
-		if h, ok := p.(Connector); ok {
+		if h, ok := p.(Connector); ok && !c.Confined() {
 			h.Connected(ctx, c)
 		}
 	}
@@ -339,7 +343,7 @@ func (s *Server) serveRPC(ctx context.Context, nc net.Conn, name string, c *Conn
 	delete(s.conns, e)
 	s.mu.Unlock()
 	for _, p := range s.plugins {
-		if h, ok := p.(Connector); ok {
+		if h, ok := p.(Connector); ok && !c.Confined() {
 			h.Disconnected(c)
 		}
 	}

@@ -7,9 +7,12 @@ import (
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
 	"github.com/scuttlego/scuttle/ssb/plugins/friends"
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
+	"github.com/scuttlego/scuttle/ssb/plugins/invite"
+	"github.com/scuttlego/scuttle/ssb/plugins/lan"
 	"github.com/scuttlego/scuttle/ssb/plugins/npm"
 	"github.com/scuttlego/scuttle/ssb/plugins/ooo"
 	"github.com/scuttlego/scuttle/ssb/plugins/private"
+	"github.com/scuttlego/scuttle/ssb/plugins/query"
 	"github.com/scuttlego/scuttle/ssb/plugins/replication"
 	"github.com/scuttlego/scuttle/ssb/plugins/secretstack"
 	"github.com/scuttlego/scuttle/ssb/plugins/status"
@@ -25,9 +28,12 @@ import (
 // the replicator's follow graph; after replication) and secretstack
 // (address, auth, multiserver.parse/address), and npm (plugins.*, which
 // answer that sbot does not install npm packages) and ooo (messages by id
-// from peers, out of order). A connection is
+// from peers, out of order) and invite (pub invites: create, use,
+// accept; an invite's key may call only invite.use) and lan (LAN discovery
+// as ssb-local and ssb-lan; off unless config local or --local) and query
+// (ssb-query's map-filter-reduce reads). A connection is
 // offered to replication before db (db asks peers for our feed while it is
 // being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New(), ooo.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New(), ooo.New(), invite.New(), lan.New(), query.New()}
 }

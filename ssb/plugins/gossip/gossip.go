@@ -10,6 +10,10 @@
 // section of <path>/config, as ssb-gossip does; of the types, "global"
 // (the default) is the one that governs the known peers the server dials,
 // so disabling it pauses the scheduler (connections open stay).
+//
+// As ssb-gossip, the plugin adds the addresses of the pub messages in the
+// store to the known peers (source "pub"; see Run and server.SourcePub),
+// unless the gossip section says "pub": false.
 package gossip
 
 import (
