@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -71,6 +72,10 @@ type knownPeer struct {
 	Address string `json:"address"`
 	Key     string `json:"key"`
 	Source  string `json:"source"` // "manual" (AddPeer, Connect) or the source given to AddPeerFrom
+	// Host and Port are set for a peer given as {host, port, key}
+	// (AddPeerHostPort): ssb-gossip keeps them in its record.
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
 
 	hostPort    string
 	feed        refs.Feed
@@ -82,6 +87,28 @@ type knownPeer struct {
 	connectedAt time.Time // when the open connection started
 	flaps       int       // connections in a row that ended within stableAfter
 	everUp      bool      // connected at least once since it was added
+	announcers  int       // times it was added again (ssb-gossip's announcers), from 1
+	duration    *durationStats
+}
+
+// durationStats are the lengths of a peer's connections in milliseconds,
+// as npm statistics reduces them for ssb-gossip's duration.
+type durationStats struct {
+	Mean  float64 `json:"mean"`
+	Stdev float64 `json:"stdev"`
+	Count int     `json:"count"`
+	Sum   float64 `json:"sum"`
+	Sqsum float64 `json:"sqsum"`
+}
+
+func (d *durationStats) add(v float64) *durationStats {
+	if d == nil {
+		return &durationStats{Mean: v, Count: 1, Sum: v, Sqsum: v * v}
+	}
+	n := &durationStats{Count: d.Count + 1, Sum: d.Sum + v, Sqsum: d.Sqsum + v*v}
+	n.Mean = n.Sum / float64(n.Count)
+	n.Stdev = math.Sqrt(max(0, n.Sqsum/float64(n.Count)-n.Mean*n.Mean))
+	return n
 }
 
 // droppable reports whether the peer is dropped after failing to connect
@@ -224,16 +251,26 @@ var errPubPeers = fmt.Errorf("server: %d peers from pub messages are known alrea
 // watchers when it is new. A pub's address that was dropped within
 // droppedFor is ignored (nil, nil), and beyond maxPubPeers refused.
 func (p *peers) add(addr, source string) (*knownPeer, error) {
+	return p.addAs(addr, source, false)
+}
+
+// addAs is add; withHostPort keeps the host and port in the record.
+func (p *peers) addAs(addr, source string, withHostPort bool) (*knownPeer, error) {
 	hostPort, feed, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
 	}
+	given := source
 	if source == "" {
 		source = SourceManual
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if k, ok := p.known[addr]; ok {
+		// ssb-gossip counts each announcement but LAN ones.
+		if k.Source != SourceLocal && given != SourceLocal {
+			k.announcers++
+		}
 		return k, nil
 	}
 	if source == SourcePub {
@@ -246,7 +283,13 @@ func (p *peers) add(addr, source string) (*knownPeer, error) {
 	} else {
 		delete(p.dropped, addr)
 	}
-	k := &knownPeer{Address: addr, Key: feed.String(), Source: source, hostPort: hostPort, feed: feed}
+	k := &knownPeer{Address: addr, Key: feed.String(), Source: source, hostPort: hostPort, feed: feed, announcers: 1}
+	if withHostPort {
+		if h, port, err := net.SplitHostPort(hostPort); err == nil {
+			k.Host = h
+			k.Port, _ = strconv.Atoi(port)
+		}
+	}
 	p.known[addr] = k
 	p.emitLocked(PeerDiscover, k, source)
 	return k, p.saveLocked()
@@ -338,6 +381,7 @@ func (p *peers) down(f refs.Feed) {
 		delete(p.connected, f)
 		for _, k := range p.known {
 			if k.feed == f { // reconnect soon, but not at once, and later after each short connection
+				k.duration = k.duration.add(float64(time.Since(k.connectedAt).Milliseconds()))
 				if time.Since(k.connectedAt) < stableAfter {
 					k.flaps++
 				} else {
@@ -449,7 +493,21 @@ func (p *peers) list() []map[string]any {
 
 // viewLocked is a known peer as ssb-gossip shows it (see KnownPeers).
 func (p *peers) viewLocked(k *knownPeer) map[string]any {
-	e := map[string]any{"address": k.Address, "key": k.Key, "source": k.Source, "failure": k.failures}
+	// ssb-gossip's record: announcers and duration from the start, host
+	// and port for a peer given as {host, port, key}, failure once it
+	// was dialed or connected.
+	e := map[string]any{"address": k.Address, "key": k.Key, "source": k.Source, "announcers": max(k.announcers, 1)}
+	if k.duration != nil {
+		e["duration"] = *k.duration
+	} else {
+		e["duration"] = nil
+	}
+	if k.Host != "" {
+		e["host"], e["port"] = k.Host, k.Port
+	}
+	if !k.stateChange.IsZero() {
+		e["failure"] = k.failures
+	}
 	if p.connected[k.feed] > 0 {
 		e["state"] = "connected"
 	} else if p.dialing[k.Address] {
@@ -605,6 +663,13 @@ func (s *Server) AddPeer(addr string) error { return s.AddPeerFrom(addr, "") }
 // not added again from SourcePub for an hour (AddPeerFrom returns nil).
 func (s *Server) AddPeerFrom(addr, source string) error {
 	_, err := s.peers.add(addr, source)
+	return err
+}
+
+// AddPeerHostPort is AddPeerFrom for a peer given as {host, port, key}:
+// its record (KnownPeers) shows the host and port, as ssb-gossip's does.
+func (s *Server) AddPeerHostPort(addr, source string) error {
+	_, err := s.peers.addAs(addr, source, true)
 	return err
 }
 

@@ -69,6 +69,23 @@ type StatusReporter interface {
 	Status(ctx context.Context) (map[string]any, error)
 }
 
+// A ProgressReporter plugin contributes sections to the answer of the
+// progress method (ssb-server's progress: {indexes, ooo, ...}), each a
+// top-level key, usually {start, current, target}.
+type ProgressReporter interface {
+	Plugin
+	Progress(ctx context.Context) map[string]any
+}
+
+// An IndexReporter plugin keeps a view of the log (an index) that follows
+// it: IndexProgress says how far it has read (current, a receive
+// sequence) of the log's length (target). progress's indexes section
+// averages the views, as ssb-db averages its flumedb views.
+type IndexReporter interface {
+	Plugin
+	IndexProgress() (current, target uint64)
+}
+
 // A Pinger plugin provides the keep-alive the server sends to a peer that
 // has been silent for half of Limits.IdleTimeout (any answer counts as a
 // sign of life). The first plugin that is a Pinger is used.

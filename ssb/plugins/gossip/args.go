@@ -89,6 +89,16 @@ func addressArg(arg json.RawMessage) (string, error) {
 	return "", fmt.Errorf("not a valid address:%s", compact(arg))
 }
 
+// hostPortGiven reports whether arg is an address given as {host, port,
+// key} (with no address field).
+func hostPortGiven(arg json.RawMessage) bool {
+	var o struct {
+		Address json.RawMessage `json:"address"`
+		Host    string          `json:"host"`
+	}
+	return bytes.HasPrefix(bytes.TrimSpace(arg), []byte("{")) && json.Unmarshal(arg, &o) == nil && o.Address == nil && o.Host != ""
+}
+
 // legacyAddress is {host, port, key} as a multiserver address.
 func legacyAddress(host string, port json.RawMessage, key string) (string, bool) {
 	var p string

@@ -205,7 +205,11 @@ func (p *Plugin) add(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 	if len(args) > 1 {
 		json.Unmarshal(args[1], &source)
 	}
-	if err := p.srv.AddPeerFrom(addr, source); err != nil {
+	add := p.srv.AddPeerFrom
+	if hostPortGiven(first) {
+		add = p.srv.AddPeerHostPort // ssb-gossip keeps {host, port} in the record
+	}
+	if err := add(addr, source); err != nil {
 		req.Fail(fmt.Errorf("gossip.add: %w", err))
 		return
 	}
@@ -387,4 +391,32 @@ var helpJSON []byte
 // help answers ssb-gossip's help object (its help.js, as Node prints it).
 func help(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 	req.ReturnRaw(muxrpc.JSON, helpJSON)
+}
+
+// Status is ssb-gossip's section of status: the known peers that are
+// connected or changed state in the last 3 seconds, by feed id, in its
+// simplified shape ({address, source, state, stateChange, failure, client,
+// stats: {duration}}; rtt and skew are not measured).
+func (p *Plugin) Status(ctx context.Context) (map[string]any, error) {
+	out := map[string]any{}
+	now := time.Now().UnixMilli()
+	for _, k := range p.srv.KnownPeers() {
+		sc, _ := k["stateChange"].(int64)
+		if k["state"] != "connected" && (sc == 0 || sc+3000 <= now) {
+			continue
+		}
+		e := map[string]any{"address": k["address"], "source": k["source"]}
+		for _, f := range []string{"state", "stateChange", "failure", "client"} {
+			if v, ok := k[f]; ok {
+				e[f] = v
+			}
+		}
+		stats := map[string]any{}
+		if d, ok := k["duration"]; ok && d != nil {
+			stats["duration"] = d
+		}
+		e["stats"] = stats
+		out[k["key"].(string)] = e
+	}
+	return map[string]any{"gossip": out}, nil
 }

@@ -129,6 +129,18 @@ func (p *Plugin) Connected(ctx context.Context, c *server.Conn) {
 // connection.
 func (p *Plugin) Disconnected(*server.Conn) {}
 
+// Progress adds ssb-ooo's section of progress, as gossip-query counts it:
+// each query not yet answered adds its state (2 asked, 3 asked of every
+// peer) to current and 7 (processed) to target.
+func (p *Plugin) Progress(context.Context) map[string]any {
+	prog := map[string]int{"start": 0, "current": 0, "target": 0}
+	for _, q := range p.core.pending() {
+		prog["current"] += q.(map[string]any)["state"].(int)
+		prog["target"] += 7 // processed
+	}
+	return map[string]any{"ooo": prog}
+}
+
 // Status adds ssb-ooo's section: the pending queries.
 func (p *Plugin) Status(context.Context) (map[string]any, error) {
 	return map[string]any{"ooo": p.core.pending()}, nil

@@ -92,6 +92,15 @@ func (p *Plugin) Status(context.Context) (map[string]any, error) {
 	}}, nil
 }
 
+// IndexProgress is how far the index of our private messages has read the
+// log.
+func (p *Plugin) IndexProgress() (current, target uint64) {
+	x := p.idx
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.scanned.Seq, x.st.Durable()
+}
+
 // recipients reads recps as ssb-server takes them: a feed id, or an array
 // of feed ids or {link: id} objects; 1 to 7 of them.
 func recipients(r message.Value) ([]refs.Feed, error) {

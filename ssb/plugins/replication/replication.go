@@ -58,7 +58,7 @@ func (p *Plugin) Init(s *server.Server) error {
 func (p *Plugin) Replicator() *replicate.Replicator { return p.repl }
 
 // Methods returns createHistoryStream and ebt.replicate, which anyone may
-// call, and for the owner progress and ssb-replicate's and ssb-ebt's
+// call, and for the owner ssb-replicate's and ssb-ebt's
 // others (see methods.go).
 func (p *Plugin) Methods() []server.Method {
 	return []server.Method{
@@ -68,9 +68,6 @@ func (p *Plugin) Methods() []server.Method {
 				req.Fail(err)
 			}
 		}},
-		{Name: "progress", Type: muxrpc.Sync, Handler: func(ctx context.Context, c *server.Conn, req *muxrpc.Request) {
-			req.Return(map[string]any{"replication": p.repl.Progress(), "peers": p.repl.Peers()})
-		}},
 		{Name: "replicate.request", Type: muxrpc.Sync, Handler: p.request},
 		{Name: "replicate.block", Type: muxrpc.Sync, Handler: p.block},
 		{Name: "replicate.upto", Type: muxrpc.Source, Handler: p.upto},
@@ -79,6 +76,12 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "ebt.block", Type: muxrpc.Sync, Handler: p.block},
 		{Name: "ebt.peerStatus", Type: muxrpc.Sync, Handler: p.peerStatus},
 	}
+}
+
+// Progress adds replication's sections to progress: the messages of the
+// wanted feeds held and known of (replication), and each peer's (peers).
+func (p *Plugin) Progress(context.Context) map[string]any {
+	return map[string]any{"replication": p.repl.Progress(), "peers": p.repl.Peers()}
 }
 
 // Run follows the store's contact messages until ctx ends.
