@@ -42,8 +42,11 @@ type request struct {
 	// head.
 	feed   refs.Feed
 	create func(prev message.FeedState) (*message.Message, error)
-	bytes  int
-	done   chan error // buffered; receives exactly one reply
+	// del, for Delete, says what to delete; the committer runs it in a
+	// transaction of its own.
+	del   *deletion
+	bytes int
+	done  chan error // buffered; receives exactly one reply
 	// replied is set by the committer once done has the reply.
 	replied bool
 }
@@ -172,19 +175,23 @@ func (s *Store) Publish(ctx context.Context, feed refs.Feed, create func(prev me
 
 // submit hands r to the committer and waits for its outcome.
 func (s *Store) submit(ctx context.Context, r *request) error {
+	op := "append"
+	if r.del != nil {
+		op = "delete"
+	}
 	s.mu.Lock()
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		return fmt.Errorf("store: append: %w", ErrClosed)
+		return fmt.Errorf("store: %s: %w", op, ErrClosed)
 	case s.damaged != nil:
 		err := s.damaged
 		s.mu.Unlock()
-		return fmt.Errorf("store: append: %w", err)
+		return fmt.Errorf("store: %s: %w", op, err)
 	case s.failed != nil:
 		err := s.failed
 		s.mu.Unlock()
-		return fmt.Errorf("store: append: %w: %w", ErrFailed, err)
+		return fmt.Errorf("store: %s: %w: %w", op, ErrFailed, err)
 	}
 	s.senders.Add(1)
 	s.mu.Unlock()
@@ -195,7 +202,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
-		return fmt.Errorf("store: append: %w", ctx.Err())
+		return fmt.Errorf("store: %s: %w", op, ctx.Err())
 	}
 	return <-r.done
 }

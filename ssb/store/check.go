@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -19,8 +20,11 @@ const maxProblems = 20
 // or an error wrapping ErrCorrupt that lists the problems found (at most
 // 20). It reads the log in receive order and checks that
 //
-//   - receive sequences count from 1 without gaps and receive timestamps
-//     strictly increase;
+//   - receive sequences and receive timestamps strictly increase, and the
+//     receive sequences count from 1 without gaps but those of deleted
+//     messages: the positions the log lacks up to the last one assigned
+//     are exactly as many as the meta bucket counts deleted, and a store
+//     with deletions has their format;
 //   - every record decodes (message.Decode: shape, content, size) to the
 //     message id it is stored with, and re-prints to the stored bytes;
 //   - every feed's chain is intact: sequences 1, 2, 3... with each
@@ -52,6 +56,7 @@ type checkedFeed struct {
 }
 
 type checker struct {
+	lastSeq  uint64 // the last receive sequence of the log read
 	feeds    map[refs.Feed]*checkedFeed
 	problems []error
 	typed    int
@@ -72,6 +77,9 @@ func (c *checker) run(ctx context.Context, tx *bolt.Tx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.counters(tx, uint64(n)) {
+		return nil
 	}
 	counts := []struct {
 		bucket []byte
@@ -107,6 +115,24 @@ func (c *checker) run(ctx context.Context, tx *bolt.Tx) error {
 	})
 }
 
+// counters checks the meta bucket's record of deletions against the n
+// records of the log, and reports whether to stop.
+func (c *checker) counters(tx *bolt.Tx, n uint64) bool {
+	top, err := readTop(tx)
+	if err != nil {
+		return c.problem("%v", err)
+	}
+	if n+top.deleted != top.seq {
+		return c.problem("log keys do not add up: %d records and %d deleted messages, but receive sequences 1 to %d", n, top.deleted, top.seq)
+	}
+	v := tx.Bucket(bucketMeta).Get(metaVersion)
+	deletions := top.deleted > 0 || tx.Bucket(bucketMeta).Get(metaTop) != nil
+	if deletions && (len(v) != 4 || binary.BigEndian.Uint32(v) != formatDeleted) {
+		return c.problem("messages were deleted, but the database format is %x, not %d", v, formatDeleted)
+	}
+	return false
+}
+
 // log checks every record and its index entries, and returns the number
 // of records.
 func (c *checker) log(ctx context.Context, tx *bolt.Tx) (int, error) {
@@ -122,24 +148,26 @@ func (c *checker) log(ctx context.Context, tx *bolt.Tx) (int, error) {
 				return n, err
 			}
 		}
-		if len(k) != seqLen || getSeq(k) != uint64(n) {
-			if c.problem("log key %x at position %d, want receive sequence %d", k, n, n) {
+		if len(k) != seqLen || getSeq(k) <= c.lastSeq {
+			if c.problem("log key %x at position %d, want a receive sequence after %d", k, n, c.lastSeq) {
 				return n, errStop
 			}
 			continue
 		}
+		seq := getSeq(k)
+		c.lastSeq = seq
 		rec := record(v)
 		if !rec.valid() {
-			if c.problem("log record %d has %d bytes", n, len(v)) {
+			if c.problem("log record %d has %d bytes", seq, len(v)) {
 				return n, errStop
 			}
 			continue
 		}
-		if rec.received() <= lastTS && c.problem("receive timestamp of %d, %v, is not after the previous, %v", n, rec.received(), lastTS) {
+		if rec.received() <= lastTS && c.problem("receive timestamp of %d, %v, is not after the previous, %v", seq, rec.received(), lastTS) {
 			return n, errStop
 		}
 		lastTS = rec.received()
-		if c.message(tx, uint64(n), rec) {
+		if c.message(tx, seq, rec) {
 			return n, errStop
 		}
 	}

@@ -61,6 +61,16 @@ func TestCheckFindsDamage(t *testing.T) {
 			v[i+8] = '4'
 			return l.Put(seqKey(5), v)
 		}, "is stored as"},
+		{"deleted messages miscounted", func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Put(metaVersion, []byte{0, 0, 0, formatDeleted}); err != nil {
+				return err
+			}
+			return meta.Put(metaDeleted, putSeq(nil, 1))
+		}, "log keys do not add up"},
+		{"deletions in the old format", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(metaTop, append(seqKey(10), make([]byte, 8)...))
+		}, "format"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,45 +23,77 @@ func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	var batch []*request
 	for r := range s.reqs {
-		batch = append(batch[:0], r)
-		n, size := len(r.msgs), r.bytes
-	gather:
-		for n < s.cfg.maxBatch && size < s.cfg.maxBatchBytes {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
+		// A deletion has a transaction of its own, between the appends
+		// queued before it and those queued after.
+		for r != nil {
+			if r.del != nil {
+				s.delete(r)
+				break
+			}
+			batch = append(batch[:0], r)
+			r = nil
+			n, size := len(batch[0].msgs), batch[0].bytes
+		gather:
+			for n < s.cfg.maxBatch && size < s.cfg.maxBatchBytes {
+				select {
+				case next, ok := <-s.reqs:
+					if !ok {
+						break gather
+					}
+					if next.del != nil {
+						r = next
+						break gather
+					}
+					batch = append(batch, next)
+					n, size = n+len(next.msgs), size+next.bytes
+				default:
 					break gather
 				}
-				batch = append(batch, r)
-				n, size = n+len(r.msgs), size+r.bytes
-			default:
-				break gather
 			}
+			s.commit(batch)
+			clear(batch) // drop references to the callers' messages
 		}
-		s.commit(batch)
-		clear(batch) // drop references to the callers' messages
 	}
 }
 
 // commit writes the acceptable requests of batch in one transaction and
 // replies to every request.
 func (s *Store) commit(batch []*request) {
+	if err := s.writable(); err != nil {
+		replyAll(batch, fmt.Errorf("store: append: %w", err))
+		return
+	}
+	err := s.update("append", func(tx *bolt.Tx) { s.commitTx(tx, batch) })
+	if err != nil {
+		for _, r := range batch {
+			if !r.replied {
+				r.reply(fmt.Errorf("store: append: %w", err))
+			}
+		}
+	}
+}
+
+// writable returns nil, or why the store refuses writes: damage, or an
+// earlier commit that failed.
+func (s *Store) writable() error {
 	s.mu.Lock()
-	failed, damaged := s.failed, s.damaged
-	s.mu.Unlock()
-	if damaged != nil {
-		replyAll(batch, fmt.Errorf("store: append: %w", damaged))
-		return
+	defer s.mu.Unlock()
+	switch {
+	case s.damaged != nil:
+		return s.damaged
+	case s.failed != nil:
+		return fmt.Errorf("%w: %w", ErrFailed, s.failed)
 	}
-	if failed != nil {
-		replyAll(batch, fmt.Errorf("store: append: %w: %w", ErrFailed, failed))
-		return
-	}
-	// A damaged page met while the transaction reads the B+trees panics
-	// (or faults) in bbolt: the guard rolls the transaction back, marks
-	// the store damaged and fails the calls not yet answered.
+	return nil
+}
+
+// update runs fn in a new write transaction, which fn commits or rolls
+// back. A damaged page met while the transaction reads the B+trees panics
+// (or faults) in bbolt: the guard rolls the transaction back, marks the
+// store damaged and returns the damage.
+func (s *Store) update(op string, fn func(tx *bolt.Tx)) error {
 	var tx *bolt.Tx
-	err := s.guard("append", func() error {
+	return s.guard(op, func() error {
 		defer func() {
 			if r := recover(); r != nil {
 				if tx != nil && tx.DB() != nil {
@@ -78,23 +110,16 @@ func (s *Store) commit(batch []*request) {
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
-		s.commitTx(tx, batch)
+		fn(tx)
 		return nil
 	})
-	if err != nil {
-		for _, r := range batch {
-			if !r.replied {
-				r.reply(fmt.Errorf("store: append: %w", err))
-			}
-		}
-	}
 }
 
 // commitTx writes the acceptable requests of batch in tx and replies to
 // each.
 func (s *Store) commitTx(tx *bolt.Tx, batch []*request) {
 	start := time.Now()
-	w := newWriter(tx, s.Durable(), s.lastTS, s.cfg.nowMS)
+	w := newWriter(tx, s.top(), s.lastTS, s.cfg.nowMS)
 	accepted := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {

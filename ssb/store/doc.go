@@ -7,7 +7,8 @@
 // Every key sorts as it should byte by byte: integers are big-endian, and
 // float64 timestamps use an order-preserving encoding (positive numbers
 // with the sign bit set, negative ones with all bits flipped). "seq" is
-// the receive sequence, a uint64 from 1 without gaps; "rts" the receive
+// the receive sequence, a uint64 from 1, never given twice, without gaps
+// but those deleted messages leave (see Deletion); "rts" the receive
 // timestamp (ms, float64).
 //
 //	bucket   key                                   value
@@ -17,7 +18,9 @@
 //	claimed  resolved ts (ordered) ‖ seq           (empty)
 //	type     len(type) (1 byte) ‖ type ‖ seq       (empty)
 //	head     author (32)                           sequence (uint32) ‖ message hash ‖ seq
-//	meta     "version"                             format version (uint32)
+//	meta     "version"                             format version (uint32): 1, or 2 once a message was deleted
+//	meta     "top"                                 last seq assigned ‖ its rts (written by deletions)
+//	meta     "deleted"                             number of messages deleted (uint64)
 //
 // The id index is split into epochs of 65,536 receive sequences, so that
 // appends dirty only the current epoch's pages (ids are random); Get
@@ -48,6 +51,19 @@
 // Receive sequences are assigned by the committer in commit order, which
 // is also the order of each feed's sequences: a feed's history is a
 // subsequence of the log.
+//
+// # Deletion
+//
+// DeleteFeed removes all of a feed, DeleteMessage the latest message of
+// its feed: never a message in the middle, which would leave a gap in a
+// feed the store serves. A deletion is a transaction of its own, run by
+// the committer between appends: the log records, every index entry and
+// the head change together, with the meta counters, and the call returns
+// after the fsync. A deleted position is absent: queries skip it, Get and
+// GetSeq report ErrNotFound, and it is never given again, so a consumer
+// that follows the log by receive sequence simply never sees it. Check
+// verifies that the positions the log lacks are exactly as many as the
+// messages deleted.
 //
 // # Queries
 //

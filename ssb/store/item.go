@@ -21,8 +21,10 @@ type Item struct {
 	// next gets a thousandth of a millisecond more, as npm
 	// monotonic-timestamp does, so they may have a fraction.
 	Timestamp float64
-	// Seq is the receive sequence: the message's position in the log, from
-	// 1 without gaps. It is the cursor for consumers that follow the log.
+	// Seq is the receive sequence: the message's position in the log,
+	// from 1, never given twice. A deleted message (see Delete) leaves its
+	// position empty: queries skip it and GetSeq reports ErrNotFound. It
+	// is the cursor for consumers that follow the log.
 	Seq uint64
 	// RTS is set by Feed only: the resolved timestamp the feed stream is
 	// ordered by (see FeedQuery), which ssb-db adds to the value as "rts".

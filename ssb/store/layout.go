@@ -9,9 +9,16 @@ import (
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
 
-// formatVersion is the layout written in the meta bucket; Open refuses any
-// other.
-const formatVersion = 1
+// The layouts written in the meta bucket's "version"; Open refuses any
+// other. A new store is formatVersion: receive sequences 1, 2, 3... without
+// gaps. The first deletion (see Delete) makes it formatDeleted: the log may
+// have gaps, counted by the meta entries "top" and "deleted", which older
+// versions of the store would misread (they would reuse the positions of
+// deleted messages at the log's end), so they refuse it.
+const (
+	formatVersion = 1
+	formatDeleted = 2
+)
 
 // Bucket names. See the package documentation for what each holds.
 var (
@@ -26,6 +33,14 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketLog, bucketFeed, bucketID, bucketClaimed, bucketType, bucketHead}
 
 	metaVersion = []byte("version")
+	// metaTop holds the last receive sequence ever assigned and its
+	// receive timestamp (seq ‖ float64 bits), written by each deletion:
+	// when the log's last messages are deleted, their positions and times
+	// are still never given again.
+	metaTop = []byte("top")
+	// metaDeleted counts the messages deleted (uint64): the positions up
+	// to top that the log lacks.
+	metaDeleted = []byte("deleted")
 )
 
 // Sizes of the fixed parts of keys and values.

@@ -8,11 +8,15 @@ import (
 )
 
 // TestMain runs the crash test's child when the parent asks for it (see
-// TestCrash), or the damage tests' child (see runDamageChild), and otherwise the tests, failing them if any goroutine
-// outlives them.
+// TestCrash), the deletion crash test's child (see TestCrashDelete), or
+// the damage tests' child (see runDamageChild), and otherwise the tests,
+// failing them if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
+	}
+	if dir := os.Getenv(deleteChildEnv); dir != "" {
+		os.Exit(deleteChild(dir))
 	}
 	if spec := os.Getenv(damageChildEnv); spec != "" {
 		os.Exit(damageChild(spec))

@@ -320,13 +320,19 @@ func (b bounds) contains(f float64) bool { return f >= b.lo && f <= b.hi }
 
 // seqRange returns the receive sequences, up to top, of the messages whose
 // receive timestamps are within b, by binary search: receive timestamps
-// strictly increase with receive sequences.
+// strictly increase with receive sequences. A deleted position reads as
+// the next stored message (as +Inf past the last one), which keeps the
+// search monotone; the bounds it gives may be deleted positions.
 func (b bounds) seqRange(tx *bolt.Tx, top uint64) (lo, hi uint64, err error) {
-	log := tx.Bucket(bucketLog)
+	c := tx.Bucket(bucketLog).Cursor()
 	ts := func(seq uint64) float64 {
-		rec := record(log.Get(seqKey(seq)))
+		k, v := c.Seek(seqKey(seq))
+		if k == nil || getSeq(k) > top {
+			return math.Inf(1)
+		}
+		rec := record(v)
 		if !rec.valid() {
-			err = fmt.Errorf("%w: log lacks receive sequence %d of %d", ErrCorrupt, seq, top)
+			err = fmt.Errorf("%w: the record of receive sequence %d has %d bytes", ErrCorrupt, getSeq(k), len(v))
 			return 0
 		}
 		return rec.received()
@@ -371,7 +377,7 @@ func (s *Store) start(ctx context.Context, prepare func(tx *bolt.Tx, cap uint64)
 	if s.isClosed() {
 		return 0, ErrClosed
 	}
-	cap := s.Durable()
+	cap := s.top()
 	if err := s.view(func(tx *bolt.Tx) error { return prepare(tx, cap) }); err != nil {
 		return 0, err
 	}

@@ -95,7 +95,11 @@ func (r RepairReport) String() string {
 // 3... each with previous the message before. A feed keeps its messages
 // up to the first one that is missing, invalid or forked; the ones after
 // are dropped and reported. Messages keep their receive order and receive
-// timestamps.
+// timestamps, and get new receive sequences, from 1 without gaps.
+//
+// Messages deleted (DeleteFeed, DeleteMessage) are not in the log's tree;
+// but when the file is damaged, old copies of their pages among the free
+// pages may be scanned and such messages kept again.
 //
 // The new store is written in a directory beside the old file, fsynced
 // and checked (Check), then swapped in with a rename; the old file is kept
@@ -240,6 +244,7 @@ type rebuild struct {
 	prevSeq    uint64
 	badRecords []string // problems of records
 	version    []byte
+	deleted    uint64 // messages deleted from the old store (its meta bucket)
 }
 
 type rebuiltFeed struct {
@@ -297,7 +302,11 @@ func (r *rebuild) salvage(rd io.ReaderAt, size int64) error {
 	}
 	r.rep.Damage = append(r.rep.Damage, r.badRecords...)
 	r.rep.Damage = r.rep.Damage[:min(len(r.rep.Damage), maxProblems)]
+	// Deleted messages left their positions empty: they are not
+	// unreadable. (Those deleted after the last record read are not in
+	// the gap; the count is then low.)
 	r.rep.Unreadable = r.lastSeq - r.distinct
+	r.rep.Unreadable -= min(r.rep.Unreadable, r.deleted)
 	return nil
 }
 
@@ -315,14 +324,16 @@ func (r *rebuild) survey(f *boltFile, free map[uint64]bool) (*walker, error) {
 			}
 		case bytes.Equal(bucket, bucketMeta) && bytes.Equal(k, metaVersion):
 			r.version = append([]byte(nil), v...)
+		case bytes.Equal(bucket, bucketMeta) && bytes.Equal(k, metaDeleted) && len(v) == 8:
+			r.deleted = binary.BigEndian.Uint64(v)
 		}
 		return nil
 	}
 	if err := w.run(); err != nil {
 		return nil, err
 	}
-	if r.version != nil && (len(r.version) != 4 || binary.BigEndian.Uint32(r.version) != formatVersion) {
-		return nil, fmt.Errorf("database format %x, this version reads %d: not a damaged file of this version", r.version, formatVersion)
+	if r.version != nil && (len(r.version) != 4 || binary.BigEndian.Uint32(r.version) != formatVersion && binary.BigEndian.Uint32(r.version) != formatDeleted) {
+		return nil, fmt.Errorf("database format %x, this version reads %d and %d: not a damaged file of this version", r.version, formatVersion, formatDeleted)
 	}
 	return w, nil
 }

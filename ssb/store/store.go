@@ -64,7 +64,9 @@ type Store struct {
 	closed  bool
 	failed  error         // set once a commit fails
 	damaged *DamageError  // set once a read or commit met a damaged file
-	durable uint64        // receive seq of the last durable message
+	durable uint64        // the last receive seq assigned and durable: readers' cap
+	last    uint64        // receive seq of the last message still stored (Durable)
+	deleted uint64        // messages deleted: positions up to durable the log lacks
 	notify  chan struct{} // closed and replaced after each commit
 	done    chan struct{} // closed by Close: wakes live readers
 	senders sync.WaitGroup
@@ -153,7 +155,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	go s.commitLoop()
-	s.log.Info("store opened", "messages", s.durable, "bytes", s.fileSize())
+	s.log.Info("store opened", "messages", s.durable-s.deleted, "deleted", s.deleted, "bytes", s.fileSize())
 	return s, nil
 }
 
@@ -171,20 +173,56 @@ func (s *Store) init() error {
 			if err := meta.Put(metaVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
 				return fmt.Errorf("store: open: %w", err)
 			}
-		} else if len(v) != 4 || binary.BigEndian.Uint32(v) != formatVersion {
-			return fmt.Errorf("store: open: database format %x, this version reads %d", v, formatVersion)
+		} else if len(v) != 4 || (binary.BigEndian.Uint32(v) != formatVersion && binary.BigEndian.Uint32(v) != formatDeleted) {
+			return fmt.Errorf("store: open: database format %x, this version reads %d and %d", v, formatVersion, formatDeleted)
 		}
-		k, v := tx.Bucket(bucketLog).Cursor().Last()
-		if k == nil {
-			return nil
+		top, err := readTop(tx)
+		if err != nil {
+			return err
 		}
-		if len(k) != seqLen || !record(v).valid() {
-			return fmt.Errorf("%w: last log entry %x", ErrCorrupt, k)
-		}
-		s.durable = getSeq(k)
-		s.lastTS = record(v).received()
+		s.durable, s.lastTS, s.deleted = top.seq, top.ts, top.deleted
+		s.last = top.last
 		return nil
 	})
+}
+
+// logTop is where the log ends: the last position assigned (seq, with
+// its receive timestamp ts), the last message still stored, and the
+// number of messages deleted.
+type logTop struct {
+	seq, last, deleted uint64
+	ts                 float64
+}
+
+// readTop reads where the log ends: from its last record and, in a store
+// from which messages were deleted, the meta entries that remember
+// positions deleted at its end.
+func readTop(tx *bolt.Tx) (logTop, error) {
+	var t logTop
+	k, v := tx.Bucket(bucketLog).Cursor().Last()
+	if k != nil {
+		if len(k) != seqLen || !record(v).valid() {
+			return t, fmt.Errorf("%w: last log entry %x", ErrCorrupt, k)
+		}
+		t.seq, t.last, t.ts = getSeq(k), getSeq(k), record(v).received()
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(metaTop); v != nil {
+		if len(v) != seqLen+8 {
+			return t, fmt.Errorf("%w: meta %s has %d bytes", ErrCorrupt, metaTop, len(v))
+		}
+		if seq := getSeq(v); seq >= t.seq {
+			t.seq = seq
+			t.ts = max(t.ts, math.Float64frombits(binary.BigEndian.Uint64(v[seqLen:])))
+		}
+	}
+	if v := meta.Get(metaDeleted); v != nil {
+		if len(v) != 8 {
+			return t, fmt.Errorf("%w: meta %s has %d bytes", ErrCorrupt, metaDeleted, len(v))
+		}
+		t.deleted = binary.BigEndian.Uint64(v)
+	}
+	return t, nil
 }
 
 // Close waits for the Append calls in progress, stops the committer,
@@ -203,11 +241,11 @@ func (s *Store) Close() error {
 	s.senders.Wait()
 	close(s.reqs)
 	<-s.stopped
-	size := s.fileSize()
+	size, messages := s.fileSize(), s.Stats().Messages
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
-	s.log.Info("store closed", "messages", s.Durable(), "commits", s.commits.Load(), "bytes", size)
+	s.log.Info("store closed", "messages", messages, "commits", s.commits.Load(), "bytes", size)
 	return nil
 }
 
@@ -222,17 +260,27 @@ func (s *Store) fileSize() int64 {
 	return fi.Size()
 }
 
-// Durable returns the receive sequence of the last durable message, which
-// is also the number of messages stored (receive sequences count from 1
-// without gaps).
+// Durable returns the receive sequence of the last durable message still
+// stored (0 for none). Receive sequences count from 1 and are never given
+// twice; the messages deleted (see Delete) leave their positions empty, so
+// Durable is the number of messages stored only in a store from which
+// none was deleted (Stats tells both).
 func (s *Store) Durable() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// top returns the last receive sequence assigned and durable, stored or
+// deleted since: the cap of a query's old part.
+func (s *Store) top() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.durable
 }
 
-// watch returns the durable receive sequence and a channel closed at the
-// next commit.
+// watch returns the last durable receive sequence and a channel closed at
+// the next commit.
 func (s *Store) watch() (uint64, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,7 +291,7 @@ func (s *Store) watch() (uint64, <-chan struct{}) {
 // readers and wakes the live ones.
 func (s *Store) published(seq uint64) {
 	s.mu.Lock()
-	s.durable = seq
+	s.durable, s.last = seq, seq
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
@@ -265,7 +313,8 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 
 // Stats are counters of a Store since Open.
 type Stats struct {
-	Messages  uint64 // messages stored, the last receive sequence
+	Messages  uint64 // messages stored
+	Deleted   uint64 // messages deleted (Delete) since the store was made
 	Commits   uint64 // write transactions committed, each with its fsyncs
 	Appended  uint64 // messages appended since Open
 	FileBytes int64  // size of the database file
@@ -274,8 +323,12 @@ type Stats struct {
 // Stats returns the store's counters. Appended/Commits is the group-commit
 // factor: messages per fsync.
 func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	top, deleted := s.durable, s.deleted
+	s.mu.Unlock()
 	return Stats{
-		Messages:  s.Durable(),
+		Messages:  top - deleted,
+		Deleted:   deleted,
 		Commits:   s.commits.Load(),
 		Appended:  s.appended.Load(),
 		FileBytes: s.fileSize(),
@@ -322,6 +375,38 @@ func (s *Store) GetSeq(seq uint64) (Item, error) {
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return Item{}, fmt.Errorf("store: get %d: %w", seq, err)
+	}
+	return it, err
+}
+
+// GetSeqNear returns the message at receive sequence seq or, when that
+// position is empty (its message was deleted), the nearest stored after
+// it, or before it when before is true; an error wrapping ErrNotFound when
+// there is none. It is how a bound on receive sequences becomes a bound on
+// receive timestamps (LogQuery) when messages were deleted.
+func (s *Store) GetSeqNear(seq uint64, before bool) (Item, error) {
+	var it Item
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		k, v := c.Seek(seqKey(seq))
+		switch {
+		case before && k == nil:
+			k, v = c.Last()
+		case before && getSeq(k) != seq:
+			k, v = c.Prev()
+		}
+		if k == nil {
+			return fmt.Errorf("%w: no message near receive sequence %d", ErrNotFound, seq)
+		}
+		rec := record(v)
+		if !rec.valid() {
+			return fmt.Errorf("%w: the record of receive sequence %d", ErrCorrupt, getSeq(k))
+		}
+		it = fullForm.item(getSeq(k), rec, nil)
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return Item{}, fmt.Errorf("store: get near %d: %w", seq, err)
 	}
 	return it, err
 }

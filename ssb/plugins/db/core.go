@@ -2,12 +2,12 @@ package db
 
 // The rest of ssb-db@20's core methods, which read the store's heads and
 // its log: latest, getVectorClock, getFeedState, createSequenceStream,
-// createRawLogStream, help and rebuild. ssb-db's del is not offered: the
-// store has no way to delete a message (and a deleted message of a feed we
-// serve would leave a gap in what we replicate).
+// createRawLogStream, help, del (del.go) and rebuild, which also rebuilds
+// the views plugins keep beside the log (Rebuilder).
 //
 // ssb-db's log positions are byte offsets of its flumelog-offset file;
-// ours are receive sequences (store.Item.Seq, from 1 without gaps). So
+// ours are receive sequences (store.Item.Seq: from 1, never given twice,
+// with the positions of deleted messages left empty). So
 // createSequenceStream and createRawLogStream give the same shapes as
 // ssb-db, and positions that mean the same (the sequence stream's value is
 // the seq of the raw log's last item), but not the same numbers.
@@ -23,6 +23,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -263,9 +264,17 @@ func seqAtMost(f float64) uint64 {
 // what is appended after durable.
 func (p *Plugin) logQuery(o StreamOpts, r seqRange, durable uint64) (store.LogQuery, error) {
 	q := store.LogQuery{Limit: o.Limit, Reverse: o.Reverse, Live: o.Live && !o.Reverse, Old: o.Old}
-	ts := func(seq uint64) (*float64, error) {
-		it, err := p.store.GetSeq(seq)
-		if err != nil {
+	// The timestamp of the message at seq or, where it was deleted, of the
+	// nearest stored one after it (before it): the same bound. None there
+	// is a bound past every message (before every message).
+	ts := func(seq uint64, before bool) (*float64, error) {
+		it, err := p.store.GetSeqNear(seq, before)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && before:
+			return &negInf, nil
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil
+		case err != nil:
 			return nil, err
 		}
 		return &it.Timestamp, nil
@@ -273,9 +282,9 @@ func (p *Plugin) logQuery(o StreamOpts, r seqRange, durable uint64) (store.LogQu
 	var err error
 	switch {
 	case r.lo > 1 && r.lo <= durable:
-		q.Gte, err = ts(r.lo)
+		q.Gte, err = ts(r.lo, false)
 	case r.lo > durable && durable > 0:
-		q.Gt, err = ts(durable) // nothing old; live messages only
+		q.Gt, err = ts(durable, true) // nothing old; live messages only
 	}
 	if err != nil {
 		return q, err
@@ -283,11 +292,13 @@ func (p *Plugin) logQuery(o StreamOpts, r seqRange, durable uint64) (store.LogQu
 	if r.hi <= durable {
 		q.Live = false // the range ends within what is stored
 		if r.hi >= 1 {
-			q.Lte, err = ts(r.hi)
+			q.Lte, err = ts(r.hi, true)
 		}
 	}
 	return q, err
 }
+
+var negInf = math.Inf(-1)
 
 // createRawLogStream streams the log in receive order as {seq, value}:
 // seq is the receive sequence, value the message as stored ({key, value,
@@ -356,13 +367,29 @@ func (p *Plugin) help(ctx context.Context, _ *server.Conn, req *muxrpc.Request) 
 	req.ReturnRaw(muxrpc.JSON, helpJSON)
 }
 
+// A Rebuilder is a plugin that keeps a view beside the log: state derived
+// from the stored messages and kept in files of its own (the links index,
+// the private messages' index), which can fall out of step with the log —
+// after a deletion (del), a crash between the store's commit and the
+// view's, a repaired or replaced store, or a bug. db's rebuild calls
+// Rebuild on every plugin of the server that is one, in the order of the
+// plugins, after the store's own check: Rebuild makes the view again from
+// the log (store.Log) and returns once it is whole again, or with the
+// reason it could not; it must end when ctx ends. The view may keep
+// serving meanwhile.
+type Rebuilder interface {
+	Rebuild(ctx context.Context) error
+}
+
 // rebuild is ssb-db's rebuild of its views, which answers false once they
-// are rebuilt. This store's indexes are written in the same transaction as
-// the log, so there is nothing to rebuild: rebuild checks that they are
+// are rebuilt. The store's indexes are written in the same transaction as
+// the log, so they need no rebuilding: rebuild checks that they are
 // consistent with the log (store.Check, which reads every message in one
-// read transaction) and answers false, or fails with the problems found.
+// read transaction), then rebuilds the views plugins keep beside the log
+// (every Rebuilder, one after the other), and answers false, or fails with
+// the problems found and the views that failed (the others are rebuilt).
 // A damaged store cannot be rebuilt while it is open: the error says how
-// to repair it.
+// to repair it, and no view is rebuilt from it.
 func (p *Plugin) rebuild(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 	if err := p.store.Check(ctx); err != nil {
 		if errors.Is(err, store.ErrCorrupt) {
@@ -371,5 +398,29 @@ func (p *Plugin) rebuild(ctx context.Context, _ *server.Conn, req *muxrpc.Reques
 		req.Fail(fmt.Errorf("rebuild: %w", err))
 		return
 	}
+	if err := p.rebuildViews(ctx); err != nil {
+		req.Fail(err)
+		return
+	}
 	req.Return(false)
+}
+
+// rebuildViews calls Rebuild on every Rebuilder among the server's
+// plugins, and returns their errors, each named after its plugin.
+func (p *Plugin) rebuildViews(ctx context.Context) error {
+	var errs []error
+	for _, pl := range p.srv.Plugins() {
+		r, ok := pl.(Rebuilder)
+		if !ok {
+			continue
+		}
+		start := time.Now()
+		if err := r.Rebuild(ctx); err != nil {
+			p.srv.Logger().Error("db: rebuild of a view failed", "plugin", pl.Name(), "err", err)
+			errs = append(errs, fmt.Errorf("rebuild: %s: %w", pl.Name(), err))
+			continue
+		}
+		p.srv.Logger().Info("db: view rebuilt", "plugin", pl.Name(), "took", time.Since(start))
+	}
+	return errors.Join(errs...)
 }

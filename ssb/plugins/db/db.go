@@ -1,7 +1,8 @@
 // Package db is the server's message store as ssb-db's RPC methods:
 // publish (with own-feed protection, ownfeed.go), add,
-// createWriteStream, get, getLatest, latestSequence and the queries
-// createUserStream, createLogStream, createFeedStream and messagesByType.
+// createWriteStream, get, getLatest, latestSequence, del (del.go), the
+// queries createUserStream, createLogStream, createFeedStream and
+// messagesByType, and the core methods of core.go.
 // createHistoryStream, which replication serves, is in package
 // replication; it uses this package's StreamOpts and Drain.
 package db
@@ -125,6 +126,7 @@ func (p *Plugin) Methods() []server.Method {
 		{Name: "createRawLogStream", Type: muxrpc.Source, Handler: WithOpts("", p.createRawLogStream)},
 		{Name: "help", Type: muxrpc.Sync, Handler: p.help},
 		{Name: "rebuild", Type: muxrpc.Async, Handler: p.rebuild},
+		{Name: "del", Type: muxrpc.Async, Handler: p.del},
 	}
 }
 
@@ -318,6 +320,10 @@ func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o
 		return
 	}
 	it, err := p.store.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		req.Fail(errKeyNotFound(id)) // ssb-db's words
+		return
+	}
 	if err != nil {
 		req.Fail(err)
 		return

@@ -14,7 +14,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/server"
 )
 
-// testServer is a server with only the db plugin, on loopback with a
+// testServer is a server with the db plugin (and the others given), on loopback with a
 // random network key, served until the test ends.
 type testServer struct {
 	*server.Server
@@ -22,13 +22,13 @@ type testServer struct {
 	cfg server.Config
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T, others ...server.Plugin) *testServer {
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
 	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:]), HandshakeTimeout: 2 * time.Second}
 	p := New()
-	srv, err := server.Open(cfg, nil, p)
+	srv, err := server.Open(cfg, nil, append([]server.Plugin{p}, others...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
