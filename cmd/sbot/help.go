@@ -33,8 +33,9 @@ var commandHelp = []struct{ name, summary, usage, doc string }{
 	{"get", "print one message: sbot get %MESSAGE [--private]", "sbot get %MESSAGE [--private] [--meta]",
 		"Print one message's value; --private decrypts a private message sent to you,\n" +
 			"--meta prints its key, value and timestamp."},
-	{"progress", "replication progress (--watch: a line that updates until caught up)", "sbot progress [--watch]",
-		"Print replication progress; --watch prints a line that updates until caught up."},
+	{"progress", "progress (--watch: a replication line that updates until caught up)", "sbot progress [--watch]",
+		"Print ssb-server's progress (indexes, ooo); --watch prints a line of the\n" +
+			"replication's progress (from status) that updates until caught up."},
 	{"repair", "rebuild a damaged store from the messages that still validate", "sbot repair [--path DIR]",
 		"Rebuild a damaged store from every message that still validates (signature,\n" +
 			"chain), and report what was kept and what was lost per feed. The old file is\n" +

@@ -344,19 +344,21 @@ func (c *client) command(ctx context.Context, cmd string, f flags, in io.Reader,
 // replication has caught up with what peers have (or ctx ends).
 func (c *client) watchProgress(ctx context.Context, out io.Writer) error {
 	for {
-		var p struct {
-			Replication struct{ Feeds, Current, Target int64 }
-			Peers       []json.RawMessage
+		// status has replication's progress and peers (progress has
+		// ssb-server's sections: indexes, ooo).
+		var st struct {
+			Progress struct{ Feeds, Current, Target int64 }
+			Peers    []json.RawMessage
 		}
-		if err := c.e.AsyncJSON(ctx, &p, muxrpc.Method{"progress"}); err != nil {
+		if err := c.e.AsyncJSON(ctx, &st, muxrpc.Method{"status"}); err != nil {
 			return err
 		}
-		r := p.Replication
+		r := st.Progress
 		pct := 100.0
 		if r.Target > 0 {
 			pct = 100 * float64(r.Current) / float64(r.Target)
 		}
-		fmt.Fprintf(out, "\rreplicating %d feeds with %d peers: %d of %d messages (%.1f%%)", r.Feeds, len(p.Peers), r.Current, r.Target, pct)
+		fmt.Fprintf(out, "\rreplicating %d feeds with %d peers: %d of %d messages (%.1f%%)", r.Feeds, len(st.Peers), r.Current, r.Target, pct)
 		if r.Current >= r.Target {
 			fmt.Fprintln(out)
 			return nil

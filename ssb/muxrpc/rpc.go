@@ -164,7 +164,13 @@ func (r *Request) Fail(err error) error {
 func errorBody(err error) []byte {
 	e, ok := err.(*Error)
 	if !ok {
+		// A wrapped *Error keeps its name (clients test err.name) under
+		// the whole message.
 		e = &Error{Name: "Error", Message: err.Error()}
+		var inner *Error
+		if errors.As(err, &inner) {
+			e.Name = inner.Name
+		}
 	}
 	b, _ := json.Marshal(e)
 	return b

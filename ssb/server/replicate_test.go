@@ -73,16 +73,16 @@ func TestReplicationGoToGo(t *testing.T) {
 	waitSeq(t, ea, b.ID(), 2, 10*time.Second)
 	waitSeq(t, eb, a.ID(), 4, 10*time.Second)
 
-	var prog struct {
-		Replication struct{ Feeds, Current, Target int64 }
-		Peers       []struct {
+	var prog struct { // status's replication progress and peers
+		Progress struct{ Feeds, Current, Target int64 }
+		Peers    []struct {
 			Peer, Mode      string
 			Received, Ahead int64
 		}
 	}
-	if err := ea.AsyncJSON(context.Background(), &prog, muxrpc.Method{"progress"}); err != nil ||
-		prog.Replication.Feeds != 2 || prog.Replication.Current != 6 || prog.Replication.Target != 6 {
-		t.Errorf("progress on a after the sync: %+v, %v (want 2 feeds, 6 of 6 messages)", prog.Replication, err)
+	if err := ea.AsyncJSON(context.Background(), &prog, muxrpc.Method{"status"}); err != nil ||
+		prog.Progress.Feeds != 2 || prog.Progress.Current != 6 || prog.Progress.Target != 6 {
+		t.Errorf("progress on a after the sync: %+v, %v (want 2 feeds, 6 of 6 messages)", prog.Progress, err)
 	}
 	if len(prog.Peers) != 1 || prog.Peers[0].Peer != b.ID().String() || prog.Peers[0].Mode != "ebt" ||
 		prog.Peers[0].Received != 2 || prog.Peers[0].Ahead != 0 {

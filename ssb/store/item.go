@@ -27,15 +27,16 @@ type Item struct {
 	// is the cursor for consumers that follow the log.
 	Seq uint64
 	// RTS is set by Feed only: the resolved timestamp the feed stream is
-	// ordered by (see FeedQuery), which ssb-db adds to the value as "rts".
+	// ordered by (see FeedQuery), which ssb-db adds to the item as "rts".
 	// It is never 0 for a Feed item.
 	RTS float64
 }
 
 // AppendJSON appends the item as ssb-server prints it: with key and
 // value, {"key":…,"value":…,"timestamp":…}; with the key only, the key as
-// a string; with the value only, the value; with neither, null. The value
-// of a Feed item carries "rts" as its last field, as in ssb-db.
+// a string; with the value only, the value; with neither, null. A Feed
+// item with key and value carries "rts" beside them, as ssb-server 16's
+// createFeedStream gives it; a value alone is the signed value as it is.
 func (it Item) AppendJSON(dst []byte) []byte {
 	keys, values := !it.Key.IsZero(), it.Value != nil
 	switch {
@@ -43,32 +44,22 @@ func (it Item) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `{"key":"`...)
 		dst = append(dst, it.Key.String()...)
 		dst = append(dst, `","value":`...)
-		dst = it.appendValue(dst)
+		dst = append(dst, it.Value...)
 		dst = append(dst, `,"timestamp":`...)
 		dst = message.NumberValue(it.Timestamp).AppendCompact(dst)
+		if it.RTS != 0 {
+			dst = append(dst, `,"rts":`...)
+			dst = message.NumberValue(it.RTS).AppendCompact(dst)
+		}
 		return append(dst, '}')
 	case keys:
 		dst = append(dst, '"')
 		dst = append(dst, it.Key.String()...)
 		return append(dst, '"')
 	case values:
-		return it.appendValue(dst)
+		return append(dst, it.Value...)
 	}
 	return append(dst, "null"...)
-}
-
-func (it Item) appendValue(dst []byte) []byte {
-	v := it.Value
-	if it.RTS == 0 || len(v) < 2 || v[len(v)-1] != '}' {
-		return append(dst, v...)
-	}
-	dst = append(dst, v[:len(v)-1]...)
-	if len(v) > 2 {
-		dst = append(dst, ',')
-	}
-	dst = append(dst, `"rts":`...)
-	dst = message.NumberValue(it.RTS).AppendCompact(dst)
-	return append(dst, '}')
 }
 
 // form says which parts of a record a query's items carry.

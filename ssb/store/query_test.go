@@ -305,8 +305,8 @@ func TestItemJSON(t *testing.T) {
 		want string
 	}{
 		{Item{Key: key, Value: value, Timestamp: 1795315635663.001}, `{"key":"` + k + `","value":{"previous":null,"sequence":1},"timestamp":1795315635663.001}`},
-		{Item{Key: key, Value: value, Timestamp: 5, RTS: 3}, `{"key":"` + k + `","value":{"previous":null,"sequence":1,"rts":3},"timestamp":5}`},
-		{Item{Value: value, RTS: 2.5}, `{"previous":null,"sequence":1,"rts":2.5}`},
+		{Item{Key: key, Value: value, Timestamp: 5, RTS: 3}, `{"key":"` + k + `","value":{"previous":null,"sequence":1},"timestamp":5,"rts":3}`},
+		{Item{Value: value, RTS: 2.5}, `{"previous":null,"sequence":1}`},
 		{Item{Value: value, Timestamp: 4}, string(value)},
 		{Item{Key: key, Timestamp: 4}, `"` + k + `"`},
 		{Item{Timestamp: 4}, `null`},

@@ -9,6 +9,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/plugins/gossip"
 	"github.com/scuttlego/scuttle/ssb/plugins/invite"
 	"github.com/scuttlego/scuttle/ssb/plugins/lan"
+	"github.com/scuttlego/scuttle/ssb/plugins/links"
 	"github.com/scuttlego/scuttle/ssb/plugins/npm"
 	"github.com/scuttlego/scuttle/ssb/plugins/ooo"
 	"github.com/scuttlego/scuttle/ssb/plugins/private"
@@ -31,9 +32,10 @@ import (
 // from peers, out of order) and invite (pub invites: create, use,
 // accept; an invite's key may call only invite.use) and lan (LAN discovery
 // as ssb-local and ssb-lan; off unless config local or --local) and query
-// (ssb-query's map-filter-reduce reads). A connection is
+// (ssb-query's map-filter-reduce reads) and links (ssb-db's links,
+// links2.read, backlinks.read over a view of the log). A connection is
 // offered to replication before db (db asks peers for our feed while it is
 // being recovered).
 func Default() []server.Plugin {
-	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New(), ooo.New(), invite.New(), lan.New(), query.New()}
+	return []server.Plugin{status.New(), replication.New(), db.New(), gossip.New(), blobs.New(), private.New(), friends.New(), secretstack.New(), npm.New(), ooo.New(), invite.New(), lan.New(), query.New(), links.New()}
 }

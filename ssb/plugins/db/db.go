@@ -339,7 +339,9 @@ func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request, o
 
 // head returns the latest message of the feed named by the request's
 // first argument; on an error it fails the request and reports false.
-func (p *Plugin) head(req *muxrpc.Request) (store.Head, bool) {
+// head reads the feed argument's latest message; a feed the store lacks
+// is a zero Head when missingOK, else ssb-db's "not found:@feed".
+func (p *Plugin) head(req *muxrpc.Request, missingOK bool) (store.Head, bool) {
 	o, err := ParseOpts(req, "id")
 	if err != nil {
 		req.Fail(err)
@@ -351,16 +353,28 @@ func (p *Plugin) head(req *muxrpc.Request) (store.Head, bool) {
 		return store.Head{}, false
 	}
 	h, err := p.store.Latest(feed)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound) && missingOK:
+		return store.Head{}, true
+	case errors.Is(err, store.ErrNotFound):
+		req.Fail(fmt.Errorf("not found:%s", feed))
+		return store.Head{}, false
+	case err != nil:
 		req.Fail(err)
 		return store.Head{}, false
 	}
 	return h, true
 }
 
+// getLatest answers {key, value} of a feed's latest message, as ssb-db
+// (no timestamp), or nothing (false on the wire) for a feed it lacks.
 func (p *Plugin) getLatest(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
-	head, ok := p.head(req)
+	head, ok := p.head(req, true)
 	if !ok {
+		return
+	}
+	if head.State.Sequence == 0 {
+		req.Return(false)
 		return
 	}
 	it, err := p.store.Get(head.State.ID)
@@ -368,11 +382,15 @@ func (p *Plugin) getLatest(ctx context.Context, _ *server.Conn, req *muxrpc.Requ
 		req.Fail(err)
 		return
 	}
-	req.Return(json.RawMessage(it.AppendJSON(nil)))
+	b := []byte(`{"key":"` + it.Key.String() + `","value":`)
+	b = append(b, it.Value...)
+	req.Return(json.RawMessage(append(b, '}')))
 }
 
+// latestSequence answers the sequence of a feed's latest message, or
+// ssb-db's "not found:@feed".
 func (p *Plugin) latestSequence(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
-	if head, ok := p.head(req); ok {
+	if head, ok := p.head(req, false); ok {
 		req.Return(head.State.Sequence)
 	}
 }

@@ -116,7 +116,7 @@ func (p *Plugin) delMessage(ctx context.Context, req *muxrpc.Request, id refs.Me
 }
 
 // errKeyNotFound is ssb-db's error for a message it lacks (flumeview-level
-// via ssb-db's get and del).
+// via ssb-db's get and del), with its name, which clients test.
 func errKeyNotFound(id refs.Message) error {
-	return fmt.Errorf("Key not found in database [%s]", id)
+	return &muxrpc.Error{Name: "NotFoundError", Message: fmt.Sprintf("Key not found in database [%s]", id)}
 }

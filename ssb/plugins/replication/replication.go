@@ -78,12 +78,6 @@ func (p *Plugin) Methods() []server.Method {
 	}
 }
 
-// Progress adds replication's sections to progress: the messages of the
-// wanted feeds held and known of (replication), and each peer's (peers).
-func (p *Plugin) Progress(context.Context) map[string]any {
-	return map[string]any{"replication": p.repl.Progress(), "peers": p.repl.Peers()}
-}
-
 // Run follows the store's contact messages until ctx ends.
 func (p *Plugin) Run(ctx context.Context) error { return p.repl.Run(ctx) }
 
