@@ -422,9 +422,21 @@ func queries(ctx context.Context, c config, corp *corpus, ours, js *client.Clien
 		items, err := source(ctx, cl, "links", map[string]any{"source": corp.authors[t].ID.String(), "rel": "contact"})
 		return len(items), err
 	}
+	// The messages that link to a thread (a reply links twice: root and
+	// branch), as ssb-server 16 can tell them without ssb-backlinks.
+	linkingMessages := func(ctx context.Context, cl *client.Client, t int) (int, error) {
+		items, err := source(ctx, cl, "links", map[string]any{"dest": threads[t].String()})
+		keys := map[string]bool{}
+		for _, it := range items {
+			var l struct{ Key string }
+			json.Unmarshal(it, &l)
+			keys[l.Key] = true
+		}
+		return len(keys), err
+	}
 	kinds := []kind{
 		{name: "a thread's links (links dest, values)", ours: links, js: links, targets: thread},
-		{name: "a thread's backlinks (backlinks.read)", ours: backlinks, js: links, targets: thread, jsMethodOf: "links"},
+		{name: "a thread's backlinks (backlinks.read)", ours: backlinks, js: linkingMessages, targets: thread, jsMethodOf: "links"},
 		{name: "a user's posts (query.read)", ours: posts, js: posts, targets: user},
 		{name: "follow graph, 2 hops (friends.hops)", ours: hops, js: hops, targets: user},
 		{name: "a feed's contacts (links source, rel)", ours: contacts, js: contacts, targets: user},
@@ -470,7 +482,7 @@ func queries(ctx context.Context, c config, corp *corpus, ours, js *client.Clien
 		fmt.Printf("  %-40s %12v %12v %8.1f %10.1f\n", name, mo.Round(time.Microsecond), mj.Round(time.Microsecond), float64(mj)/float64(mo), float64(total)/float64(c.queries))
 		fmt.Printf("  %-40s (ssb-server's first query, building its view: %v)\n", "", warm.Round(time.Millisecond))
 	}
-	fmt.Println("  * ssb-server 16 has no backlinks: compared with its links of the same thread")
+	fmt.Println("  * ssb-server 16 has no backlinks: compared with its links of the same thread (the linking messages)")
 	fmt.Println("goal: js/ours ≥ 10")
 	return nil
 }
