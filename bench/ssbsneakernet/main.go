@@ -219,21 +219,21 @@ func sbotCmd(ctx context.Context, sbot, dir, out string, args ...string) error {
 }
 
 // appendAll appends the messages with 8 appenders, each a share of the
-// feeds, in batches of 100.
+// feeds, in batches of 100, validated (signatures too) as import's are.
 func appendAll(ctx context.Context, st *store.Store, all []*message.Message) error {
 	const appenders = 8
 	errs := make([]error, appenders)
 	var wg sync.WaitGroup
 	for k := range appenders {
 		wg.Go(func() {
-			var mine []*message.Message
+			var mine [][]byte
 			for _, m := range all {
 				if int(m.Author.String()[1])%appenders == k {
-					mine = append(mine, m)
+					mine = append(mine, m.Raw)
 				}
 			}
 			for lo := 0; lo < len(mine); lo += 100 {
-				if err := st.AppendMessages(ctx, mine[lo:min(lo+100, len(mine))]...); err != nil {
+				if _, err := st.Append(ctx, mine[lo:min(lo+100, len(mine))]...); err != nil {
 					errs[k] = err
 					return
 				}

@@ -429,10 +429,16 @@ func bytesHasPrefixKey(b []byte, key string) bool {
 	return strings.HasPrefix(string(b[:min(len(b), len(key)+3)]), `{"`+key+`"`)
 }
 
-// chunkLines is how many messages go in one createWriteStream: the
-// server answers its end once all are stored, so a refusal can be told
-// apart from what was stored before it; chunkLines raws are kept meanwhile.
-const chunkLines = 4096
+// chunkLines is how many messages are written between two checks that
+// the server stored them: the server answers a sink's end at once, so a
+// chunk is known stored when the server holds its last message, and a
+// refusal can be told apart from what was stored before it. chunksAhead
+// chunks are written before the first of them is checked, so that the
+// server always has the next chunk to store while the client checks; at
+// most (chunksAhead+1)·chunkLines raws are kept meanwhile.
+var chunkLines = 4096
+
+const chunksAhead = 2
 
 // bundleWriter sends the messages to the server's createWriteStream a chunk
 // at a time. ssb-server's muxrpc answers the end of a sink at once, before
@@ -447,100 +453,158 @@ type bundleWriter struct {
 	endErr error
 	raws   [][]byte
 	lines  []pendingLine
+	sent   int   // lines[:sent] are written on st, not yet known stored
+	marks  []int // the ends of the chunks written, not yet known stored
 }
 
 func (w *bundleWriter) send(b []byte, p pendingLine, rep *importReport) error {
 	w.raws = append(w.raws, slices.Clone(b))
 	w.lines = append(w.lines, p)
-	if len(w.raws) >= chunkLines {
-		return w.flush(rep)
+	if len(w.lines)-w.sent < chunkLines {
+		return nil
 	}
+	if err := w.push(len(w.lines)); err != nil {
+		return w.settle(rep, w.sent, err)
+	}
+	if len(w.marks) <= chunksAhead {
+		return nil
+	}
+	if err := w.wait(w.lines[w.marks[0]-1].key); err != nil {
+		return w.settle(rep, w.sent, err)
+	}
+	w.confirm(rep, w.marks[0])
 	return nil
 }
 
-// flush writes the chunk and waits until the server has stored it. When
-// the server refuses a message, the valid messages around it that its
-// batch took down with it are written again and the refusal is returned
-// with the line it was on. The server's error names the message when it
-// could read it; when it could not, halves of what was not stored are
-// written until one message is refused. A message that is already here (a
-// peer gave it meanwhile) is not a refusal.
+// flush writes what is left and waits until the server has stored it all.
 func (w *bundleWriter) flush(rep *importReport) error {
+	if len(w.lines) == 0 {
+		return nil
+	}
+	err := w.push(len(w.lines))
+	if err == nil {
+		err = w.wait(w.lines[len(w.lines)-1].key)
+	}
+	return w.settle(rep, w.sent, err)
+}
+
+// confirm counts lines[:n], known stored, and forgets them.
+func (w *bundleWriter) confirm(rep *importReport, n int) {
+	for _, p := range w.lines[:n] {
+		rep.imported++
+		rep.feeds[p.author] = true
+	}
+	w.raws, w.lines = w.raws[n:], w.lines[n:]
+	w.sent -= n
+	marks := w.marks[:0]
+	for _, m := range w.marks {
+		if m > n {
+			marks = append(marks, m-n)
+		}
+	}
+	w.marks = marks
+}
+
+// settle takes the outcome, err, of writing lines[:n], and writes all
+// the lines. When the server refuses a message, the valid messages around
+// it that its batch took down with it are written again and the refusal
+// is returned with the line it was on. The server's error names the
+// message when it could read it; when it could not, halves of what was
+// not stored are written until one message is refused. A message that is
+// already here (a peer gave it meanwhile) is not a refusal.
+func (w *bundleWriter) settle(rep *importReport, n int, err error) error {
+	probe := len(w.lines)
+	for {
+		if err == nil {
+			w.confirm(rep, n)
+		} else {
+			var stop error
+			if probe, stop = w.refused(rep, n, err); stop != nil {
+				return stop
+			}
+		}
+		if len(w.lines) == 0 {
+			return nil
+		}
+		n = min(probe, len(w.lines))
+		if err = w.push(n); err == nil {
+			err = w.wait(w.lines[n-1].key)
+		}
+	}
+}
+
+// refused handles the server's refusal, err, of lines[:n], which ended the
+// stream: it counts what was stored, and returns the error to stop with,
+// or keeps what was not stored to be written again in pieces of probe.
+func (w *bundleWriter) refused(rep *importReport, n int, err error) (probe int, stop error) {
+	w.sent, w.marks = 0, nil
 	count := func(lines []pendingLine) {
 		for _, p := range lines {
 			rep.imported++
 			rep.feeds[p.author] = true
 		}
 	}
-	probe := len(w.lines)
-	for len(w.lines) > 0 {
-		n := min(probe, len(w.lines))
-		err := w.write(w.raws[:n], w.lines[n-1].key)
-		if err == nil {
-			count(w.lines[:n])
-			w.raws, w.lines = w.raws[n:], w.lines[n:]
+	// What did the server store? Each message at or below its feed's
+	// latest is there.
+	latest := map[string]int64{}
+	for _, p := range w.lines[:n] {
+		if _, ok := latest[p.author]; ok {
 			continue
 		}
-		// What did the server store? Each message at or below its feed's
-		// latest is there.
-		latest := map[string]int64{}
-		for _, p := range w.lines[:n] {
-			if _, ok := latest[p.author]; ok {
-				continue
-			}
-			var state struct{ Sequence int64 }
-			if lerr := w.c.e.AsyncJSON(w.ctx, &state, muxrpc.Method{"getFeedState"}, p.author); lerr != nil {
-				return errors.Join(err, lerr)
-			}
-			latest[p.author] = state.Sequence
+		var state struct{ Sequence int64 }
+		if lerr := w.c.e.AsyncJSON(w.ctx, &state, muxrpc.Method{"getFeedState"}, p.author); lerr != nil {
+			return 0, errors.Join(err, lerr)
 		}
-		bad := -1
-		if m := appendErrRE.FindStringSubmatch(err.Error()); m != nil {
-			seq, _ := strconv.ParseInt(m[3], 10, 64)
-			for i, p := range w.lines[:n] {
-				if p.author == m[2] && p.seq == seq {
-					bad = i
-				}
-			}
-		}
-		var raws [][]byte
-		var lines []pendingLine
-		for i, p := range w.lines[:n] {
-			if p.seq <= latest[p.author] {
-				if i != bad {
-					count(w.lines[i : i+1]) // stored by this import (the clock was checked first)
-				}
-				continue
-			}
-			if i == bad {
-				// Refused: the bundle breaks here. The valid messages
-				// before it are written first.
-				var rerr error
-				if len(lines) > 0 {
-					if rerr = w.write(raws, lines[len(lines)-1].key); rerr == nil {
-						count(lines)
-					}
-				}
-				w.raws, w.lines = nil, nil
-				return errors.Join(&bundleError{p.line, err}, rerr)
-			}
-			raws, lines = append(raws, w.raws[i]), append(lines, p)
-		}
-		if len(lines) == 1 && n == 1 {
-			w.raws, w.lines = nil, nil
-			return &bundleError{lines[0].line, err}
-		}
-		w.raws = append(raws, w.raws[n:]...)
-		w.lines = append(lines, w.lines[n:]...)
-		probe = max(1, len(lines)/2)
+		latest[p.author] = state.Sequence
 	}
-	w.raws, w.lines = w.raws[:0], w.lines[:0]
-	return nil
+	bad := -1
+	if m := appendErrRE.FindStringSubmatch(err.Error()); m != nil {
+		seq, _ := strconv.ParseInt(m[3], 10, 64)
+		for i, p := range w.lines[:n] {
+			if p.author == m[2] && p.seq == seq {
+				bad = i
+			}
+		}
+	}
+	var raws [][]byte
+	var lines []pendingLine
+	for i, p := range w.lines[:n] {
+		if p.seq <= latest[p.author] {
+			if i != bad {
+				count(w.lines[i : i+1]) // stored by this import (the clock was checked first)
+			}
+			continue
+		}
+		if i == bad {
+			// Refused: the bundle breaks here. The valid messages
+			// before it are written first.
+			w.raws, w.lines = raws, lines
+			var rerr error
+			if len(lines) > 0 {
+				if rerr = w.push(len(lines)); rerr == nil {
+					rerr = w.wait(lines[len(lines)-1].key)
+				}
+				if rerr == nil {
+					count(lines)
+				}
+			}
+			w.raws, w.lines, w.sent, w.marks = nil, nil, 0, nil
+			return 0, errors.Join(&bundleError{p.line, err}, rerr)
+		}
+		raws, lines = append(raws, w.raws[i]), append(lines, p)
+	}
+	if len(lines) == 1 && n == 1 {
+		w.raws, w.lines = nil, nil
+		return 0, &bundleError{lines[0].line, err}
+	}
+	w.raws = append(raws, w.raws[n:]...)
+	w.lines = append(lines, w.lines[n:]...)
+	return max(1, len(lines)/2), nil
 }
 
-// write sends raws on the stream and waits until the server holds the
-// message last (its last) or has ended the stream.
-func (w *bundleWriter) write(raws [][]byte, last string) error {
+// push writes lines[sent:upto] on the stream, opened if need be, as a
+// chunk. A send that fails means the stream has ended: wait tells why.
+func (w *bundleWriter) push(upto int) error {
 	if w.st == nil {
 		st, err := w.c.e.Open(muxrpc.Method{"createWriteStream"}, muxrpc.Sink)
 		if err != nil {
@@ -554,11 +618,19 @@ func (w *bundleWriter) write(raws [][]byte, last string) error {
 			}
 		}()
 	}
-	for _, b := range raws {
+	for _, b := range w.raws[w.sent:upto] {
 		if err := w.st.SendRaw(muxrpc.JSON, b); err != nil {
 			break // the stream has ended: its answer says why
 		}
 	}
+	w.sent = upto
+	w.marks = append(w.marks, upto)
+	return nil
+}
+
+// wait waits until the server holds the message last or has ended the
+// stream.
+func (w *bundleWriter) wait(last string) error {
 	delay := time.Millisecond
 	for {
 		select {

@@ -81,6 +81,24 @@ type request struct {
 // outcome, so an error always means nothing was stored and nil means all
 // is durable.
 func (s *Store) Append(ctx context.Context, raws ...[]byte) ([]*message.Message, error) {
+	msgs, err := s.Verify(ctx, raws...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.AppendMessages(ctx, msgs...); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// Verify is the first half of Append: it validates raws as Append does
+// (everything but the chain, on every core) and stores nothing. Its
+// messages, given to AppendMessages, are stored exactly as Append would
+// store raws; its error is Append's for the same raws when a message is
+// invalid (an *AppendError naming its index), or an error wrapping the
+// context's. A caller can so verify one batch while the previous one
+// commits.
+func (s *Store) Verify(ctx context.Context, raws ...[]byte) ([]*message.Message, error) {
 	msgs := make([]*message.Message, len(raws))
 	// Signatures are independent of each other: a large batch is verified
 	// on every core. Each worker stops at its first invalid message; the
@@ -119,9 +137,6 @@ func (s *Store) Append(ctx context.Context, raws ...[]byte) ([]*message.Message,
 		default:
 			return nil, &AppendError{Index: i, Err: err}
 		}
-	}
-	if err := s.AppendMessages(ctx, msgs...); err != nil {
-		return nil, err
 	}
 	return msgs, nil
 }

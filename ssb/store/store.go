@@ -297,6 +297,29 @@ func (s *Store) published(seq uint64) {
 	s.mu.Unlock()
 }
 
+// settled waits until receive sequence seq, read in a committed
+// transaction, is published. The committer publishes right after the
+// commit, so a reader of heads (Latest, Feeds) could otherwise see a
+// feed's head a moment before the queries, capped at top, see its
+// message: getVectorClock and then createHistoryStream would miss it.
+func (s *Store) settled(seq uint64) {
+	var timeout <-chan time.Time
+	for {
+		top, ch := s.watch()
+		if top >= seq || s.isClosed() {
+			return
+		}
+		if timeout == nil {
+			timeout = time.After(5 * time.Second) // a commit publishes in microseconds
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return
+		}
+	}
+}
+
 // view runs fn in a read transaction, mapping a closed database to
 // ErrClosed. A damaged store fails at once; a panic or fault while fn
 // reads marks it damaged (see guard).
@@ -452,6 +475,9 @@ func (s *Store) Latest(feed refs.Feed) (Head, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return Head{}, fmt.Errorf("store: latest %s: %w", feed, err)
 	}
+	if err == nil {
+		s.settled(h.Seq)
+	}
 	return h, err
 }
 
@@ -494,6 +520,11 @@ func (s *Store) Feeds(ctx context.Context) ([]Head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: feeds: %w", err)
 	}
+	var last uint64
+	for _, h := range heads {
+		last = max(last, h.Seq)
+	}
+	s.settled(last)
 	return heads, nil
 }
 

@@ -685,37 +685,169 @@ func (p *Plugin) add(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 // createWriteStream appends the messages written to it, in order, in
 // batches; it answers the end of the stream once all are durable, or with
 // the first error.
+//
+// It is a pipeline of four goroutines, so that a stream goes at the
+// store's validated-append speed: one receives (keeping the stream's
+// window of muxrpc.StreamBuffer packets open), one gathers what arrived
+// into a batch while the next stage is busy, one verifies a batch
+// (store.Verify, on every core) while the previous one commits, and one
+// commits the batches, one at a time and in order (store.AppendMessages:
+// each is durable before the next is submitted). The first invalid
+// message ends the stream with its error, once the batches before it are
+// stored; nothing of its batch or after it is stored. Our own messages are
+// checked by own-feed protection before they are verified; a batch it
+// refuses is checked again once every batch before it is stored (storing
+// them may end a recovery), and then verified and appended alone.
 func (p *Plugin) createWriteStream(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 	st := req.Stream()
-	var batch [][]byte
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		defer func() { batch = batch[:0] }()
-		if err := p.own.allowAppend(ctx, "createWriteStream", batch); err != nil {
-			return err
-		}
-		msgs, err := p.store.Append(ctx, batch...)
-		if err != nil {
-			return err
-		}
-		return p.own.appended(ctx, msgs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	packets := make(chan []byte)
+	toVerify := make(chan *writeBatch)
+	toCommit := make(chan *writeBatch)
+	var firstErr error // set by the committer before it cancels ctx
+	var wg sync.WaitGroup
+	wg.Go(func() { receiveBodies(ctx, st, packets) })
+	wg.Go(func() { p.verifyBatches(ctx, toVerify, toCommit) })
+	wg.Go(func() {
+		p.commitBatches(ctx, toCommit, func(err error) {
+			firstErr = err
+			cancel() // stops the receiver, the batcher and the verifier
+		})
+	})
+	gatherBatches(ctx, packets, toVerify)
+	close(toVerify)
+	wg.Wait()
+	if firstErr != nil {
+		st.CloseWithError(fmt.Errorf("createWriteStream: %w", firstErr))
 	}
+}
+
+// The bounds of a createWriteStream batch: a stream holds up to three
+// batches (one being gathered, one verified, one committed), beyond the
+// muxrpc.StreamBuffer packets muxrpc queues.
+const (
+	writeBatchMax   = 1024    // messages
+	writeBatchBytes = 1 << 20 // bytes of JSON
+)
+
+// A writeBatch is a part of a createWriteStream on its way to the store.
+type writeBatch struct {
+	raws [][]byte
+	size int
+	msgs []*message.Message // verified
+	err  error              // why it cannot be stored: the stream's error
+	// recheck: own-feed protection refused the batch before the batches
+	// ahead of it were stored; the committer checks it again.
+	recheck bool
+}
+
+// receiveBodies sends the stream's packets' bodies on out until the stream
+// or ctx ends, then closes out.
+func receiveBodies(ctx context.Context, st *muxrpc.Stream, out chan<- []byte) {
+	defer close(out)
 	for {
-		p, err := st.Recv(ctx)
+		pk, err := st.Recv(ctx)
 		if err != nil {
-			if err := flush(); err != nil {
-				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
-			}
 			return
 		}
-		batch = append(batch, p.Body)
-		if len(batch) >= 256 || st.Pending() == 0 {
-			if err := flush(); err != nil {
-				st.CloseWithError(fmt.Errorf("createWriteStream: %w", err))
-				return
-			}
+		select {
+		case out <- pk.Body:
+		case <-ctx.Done():
+			return
 		}
 	}
+}
+
+// gatherBatches gathers bodies into batches and sends each on out as soon
+// as out takes it: a batch grows while the verifier is busy, up to the
+// bounds, and a partial batch is sent when the verifier is free.
+func gatherBatches(ctx context.Context, bodies <-chan []byte, out chan<- *writeBatch) {
+	b := &writeBatch{}
+	for {
+		in, send := bodies, out
+		switch {
+		case len(b.raws) == 0:
+			send = nil
+		case len(b.raws) >= writeBatchMax || b.size >= writeBatchBytes:
+			in = nil
+		}
+		select {
+		case body, ok := <-in:
+			if !ok {
+				if len(b.raws) > 0 {
+					select {
+					case out <- b:
+					case <-ctx.Done():
+					}
+				}
+				return
+			}
+			b.raws = append(b.raws, body)
+			b.size += len(body)
+		case send <- b:
+			b = &writeBatch{}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// verifyBatches verifies the batches of in and sends them, in order, on
+// out (which it closes). After a batch that fails, it drops the rest.
+func (p *Plugin) verifyBatches(ctx context.Context, in <-chan *writeBatch, out chan<- *writeBatch) {
+	defer close(out)
+	failed := false
+	for b := range in {
+		if failed {
+			continue
+		}
+		if p.own.allowAppend(ctx, "createWriteStream", b.raws) != nil {
+			b.recheck = true
+		} else {
+			b.msgs, b.err = p.store.Verify(ctx, b.raws...)
+			failed = b.err != nil
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			failed = true
+		}
+	}
+}
+
+// commitBatches stores the batches of in, one at a time, until one fails:
+// it calls fail with the error at once, and stores nothing after it.
+func (p *Plugin) commitBatches(ctx context.Context, in <-chan *writeBatch, fail func(error)) {
+	failed := false
+	for b := range in {
+		if failed {
+			continue
+		}
+		if err := p.commitBatch(ctx, b); err != nil {
+			failed = true
+			fail(err)
+		}
+	}
+}
+
+func (p *Plugin) commitBatch(ctx context.Context, b *writeBatch) error {
+	switch {
+	case b.err != nil:
+		return b.err
+	case b.recheck:
+		if err := p.own.allowAppend(ctx, "createWriteStream", b.raws); err != nil {
+			return err
+		}
+		msgs, err := p.store.Append(ctx, b.raws...)
+		if err != nil {
+			return err
+		}
+		b.msgs = msgs
+	default:
+		if err := p.store.AppendMessages(ctx, b.msgs...); err != nil {
+			return err
+		}
+	}
+	return p.own.appended(ctx, b.msgs)
 }
