@@ -22,6 +22,18 @@
  *     a sink to blobs.add waits (2 s at most) until blobs.has says the
  *     server holds the blob, since the sink's callback fires before
  *     the server has stored it
+ *     "values": [...]   a sink gets these JSON values (createWriteStream's
+ *                       messages) instead of the bytes of input/inputFile
+ *     type "duplex": the call's source is read for "take" items (default
+ *                       1) while its sink gets "values" (then stays open
+ *                       until the items are read); the result is the
+ *                       items read, or the stream's error
+ *     "until": ms       a duplex is read for ms at most: the result is the
+ *                       items read by then (fewer than "take")
+ *     "as": KEYS        the call goes through a second ssb-client
+ *                       connection made with these ssb-keys (a peer
+ *                       other than the owner), opened at its first call
+ *                       with the owner's manifest, closed at the end
  * Output, one JSON line each: {"ready":true,"id":...}, then per call
  * {"i":I,"method":M,"result":R} or {"i":I,"method":M,"error":E,"errorName":N}
  * (N: the error's name, which muxrpc carries from the server), in the
@@ -41,6 +53,7 @@ const opts = { host: cfg.host, port: cfg.port, key: cfg.key, caps: { shs: cfg.ca
 if (cfg.manifest) opts.manifest = cfg.manifest
 
 function sinkInput (c) {
+  if (c.values) return pull.values(c.values)
   const buf = c.inputFile ? require('fs').readFileSync(c.inputFile) : Buffer.from(c.input || '', 'base64')
   const size = c.chunk || 65536
   let off = 0
@@ -87,6 +100,7 @@ ssbClient(keys, opts, (err, sbot) => {
     if (finished || i < calls.length || running > 0) return
     finished = true
     print({ done: true })
+    for (const id of Object.keys(peers)) if (peers[id] && peers[id].rpc) peers[id].rpc.close(true, () => {})
     sbot.close(true, () => process.exit(0))
   }
   // waitBlob polls blobs.has until it is true or 2 s have passed.
@@ -98,7 +112,34 @@ ssbClient(keys, opts, (err, sbot) => {
     })
     poll()
   }
+  // peers are the connections made with other keys ("as"), by id.
+  const peers = {}
+  const peerFor = (k, cb) => {
+    if (peers[k.id]) return peers[k.id].push(cb)
+    peers[k.id] = [cb]
+    sbot.manifest((err, manifest) => {
+      const fire = (err, rpc) => {
+        const waiting = peers[k.id]
+        peers[k.id] = rpc ? { rpc, push: (f) => f(null, rpc) } : null
+        waiting.forEach((f) => f(err, rpc))
+      }
+      if (err) return fire(err)
+      ssbClient(k, Object.assign({}, opts, { manifest }), fire)
+    })
+  }
   const run = (idx, c, cb) => {
+    if (c.as) {
+      return peerFor(c.as, (err, rpc) => {
+        if (err) {
+          print({ i: idx, method: c.method, error: 'connecting as ' + c.as.id + ': ' + (err.message || String(err)), errorName: err.name })
+          return cb()
+        }
+        runOn(rpc, idx, c, cb)
+      })
+    }
+    runOn(sbot, idx, c, cb)
+  }
+  const runOn = (sbot, idx, c, cb) => {
     const path = c.method.split('.')
     let fn = sbot
     for (const p of path) fn = fn && fn[p]
@@ -119,7 +160,28 @@ ssbClient(keys, opts, (err, sbot) => {
     if (typeof fn !== 'function') return done(new Error('no method ' + c.method + ' in the manifest'))
     const args = resolve(c.args || [])
     try {
-      if (c.type === 'source') {
+      if (c.type === 'duplex') {
+        const d = fn.apply(sbot, args)
+        const vals = c.values || []
+        let n = 0
+        let hold = null // the sink's read after the values: answered once the items are read
+        const release = (end) => { if (hold) { const h = hold; hold = null; h(end) } }
+        d.sink((abort, cb2) => {
+          if (abort) { release(abort); return cb2(abort) }
+          if (n < vals.length) return cb2(null, vals[n++])
+          hold = cb2
+        })
+        const items = []
+        let stop = null // the "until" timer
+        const end = (err) => {
+          clearTimeout(stop)
+          done(err, items)
+          release(true)
+        }
+        const drain = pull.drain((x) => { items.push(x) }, end)
+        if (c.until) stop = setTimeout(() => { drain.abort(); end(null) }, c.until)
+        pull(d.source, pull.take(c.take || 1), drain)
+      } else if (c.type === 'source') {
         const src = fn.apply(sbot, args)
         pull(src, c.take ? pull.take(c.take) : pull.through(), pull.collect((err, items) => {
           if (!err && items.length > 0 && items.every(Buffer.isBuffer)) {

@@ -775,7 +775,7 @@ func (p *peers) listening(a net.Addr) {
 // if one is being dialed (by the scheduler), it waits for it instead of
 // dialing a second.
 func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
-	k, err := s.peers.add(addr, "")
+	k, err := s.peers.addAs(addr, "", true) // ssb-gossip's connect adds the parsed {host, port, key}
 	if err != nil {
 		return refs.Feed{}, err
 	}

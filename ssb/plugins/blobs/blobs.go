@@ -340,7 +340,7 @@ func (p *Plugin) push(ctx context.Context, _ *server.Conn, req *muxrpc.Request) 
 		req.Fail(err)
 		return
 	}
-	req.Return(nil)
+	req.Return(false) // ssb-blobs answers the level put's nothing, which muxrpc sends as false
 }
 
 // size answers the size of a stored blob, or null.
@@ -494,6 +494,8 @@ func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 		req.Fail(err)
 		return
 	}
+	xmark(opts.id, 4)
+	defer xmark(opts.id, 5)
 	r, size, err := p.store.Get(opts.id)
 	if err != nil {
 		req.Fail(fmt.Errorf("blobs.get: %w: %s", err, opts.id))
