@@ -42,7 +42,7 @@ func TestBlobsCommandLine(t *testing.T) {
 		{[]string{"blobs.ls"}, `"` + id + "\"\n"},
 		{[]string{"blobs.ls", "--long"}, "  \"size\": 300000,\n"},
 		{[]string{"call", "blobs.getSlice", `{"id":"` + id + `","start":10,"end":20}`}, string(data[10:20])},
-		{[]string{"blobs.want", id}, "true\n"}, // here already: at once
+		{[]string{"blobs.want", id}, "true\n"},  // here already: at once
 		{[]string{"blobs.push", id}, "false\n"}, // as ssb-blobs
 	} {
 		if out, err := sbot(t, append([]string{"--path", dir}, c.args...)...); err != nil || out != c.want && !strings.Contains(out, c.want) {
