@@ -406,10 +406,13 @@ func (es *ebtSession) noteWanted() error {
 		seq := r.latest(f)
 		r.mu.Lock()
 		es.mu.Lock()
-		if theirs, ok := es.theirs[f]; ok && theirs == seq && !es.skipped[f] {
+		if theirs, ok := es.theirs[f]; ok && theirs == seq && !es.skipped[f] && !es.toldNotLocked(f) {
 			// Request skipping applies to feeds that become wanted
 			// later too (after a restart, the follow graph loads while
-			// the first note goes out).
+			// the first note goes out), but not to a feed the peer was
+			// told -1 this session (we did not want it yet, or gave it
+			// up): the peer then takes us for not replicating it, and
+			// tells nothing of it until a note says otherwise.
 			es.skipped[f] = true
 			r.stats.SkippedFeeds++
 		} else if _, noted := es.rx[f]; !noted && !es.skipped[f] {
@@ -421,6 +424,13 @@ func (es *ebtSession) noteWanted() error {
 		r.mu.Unlock()
 	}
 	return es.sendNote(n, false)
+}
+
+// toldNotLocked reports whether the last note of f sent this session was
+// -1 (we do not replicate it). es.mu is held.
+func (es *ebtSession) toldNotLocked(f refs.Feed) bool {
+	v, ok := es.told[f]
+	return ok && v == -1
 }
 
 // sendNote sends a note and counts it; an empty note only if always.
@@ -621,10 +631,19 @@ func (r *Replicator) reassign(f refs.Feed, except *ebtSession) {
 }
 
 // endSession forgets a session: its feeds are asked from other peers, and
-// the peer's clock is stored for the next session's request skipping.
+// the peer's clock is stored for the next session's request skipping. A
+// feed last noted -1 is left out of the stored clock: the peer keeps our
+// -1 (epidemic-broadcast-trees stores it with our clock), does not ask for
+// the feed and tells nothing of it, so the next session must note it if it
+// is wanted then, not skip it.
 func (r *Replicator) endSession(es *ebtSession) {
 	es.mu.Lock()
 	clock := maps.Clone(es.theirs)
+	for f := range clock {
+		if es.toldNotLocked(f) {
+			delete(clock, f)
+		}
+	}
 	es.mu.Unlock()
 	if err := r.saveClock(es.p.id, clock); err != nil {
 		r.log.Warn("replicate: storing a peer's clock", "peer", es.p.id.String(), "err", err)
