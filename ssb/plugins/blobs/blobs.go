@@ -494,8 +494,6 @@ func (p *Plugin) get(ctx context.Context, _ *server.Conn, req *muxrpc.Request) {
 		req.Fail(err)
 		return
 	}
-	xmark(opts.id, 4)
-	defer xmark(opts.id, 5)
 	r, size, err := p.store.Get(opts.id)
 	if err != nil {
 		req.Fail(fmt.Errorf("blobs.get: %w: %s", err, opts.id))
