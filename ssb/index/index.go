@@ -17,9 +17,11 @@
 // message was deleted); and at run time when a read or write meets damage
 // (bbolt's panics and memory faults are recovered), and on Rebuild.
 //
-// While no query waits, the follower lets a batch grow for BatchDelay:
-// fewer, larger transactions cost the appends competing for the disk and
-// the cores less.
+// While no query waits, the follower lets a batch grow (up to MaxBatch)
+// while messages keep coming: fewer, larger transactions cost the appends
+// competing for the disk and the cores less. One batch is written while
+// the next is gathered; a view whose Spec has Prepare computes the next
+// batch (parsing, keys) meanwhile.
 //
 // Queries call Wait(ctx, st.Durable()) first, so they see every message
 // the store had acknowledged when they started.
@@ -38,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +52,24 @@ import (
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
-// MaxBatch is the most messages written in one transaction.
-const MaxBatch = 1024
+// MaxBatch is the most messages written in one transaction, and
+// MaxBatchBytes the most bytes of message values and of what Prepare made
+// of them (a Sizer's Size; a batch holds at least one message). A
+// transaction rewrites every page it touches, and the keys of a view are
+// spread over its file: a view that has fallen behind catches up much
+// faster in large batches. The follower holds two batches at most (one
+// being written).
+const (
+	MaxBatch      = 8192
+	MaxBatchBytes = 16 << 20
+)
+
+// A Sizer is a prepared part of a batch that tells the bytes it holds.
+type Sizer interface{ Size() int }
+
+// readAhead is how many messages the log reader keeps ready for the
+// follower.
+const readAhead = 1024
 
 // Errors of the package.
 var (
@@ -76,6 +95,36 @@ type Spec struct {
 	// not keep tx or the items' values. An error stops the view (Run
 	// returns it): it is a bug or a disk error, not a bad message.
 	Update func(tx *bolt.Tx, items []store.Item) error
+	// Prepare and Write, set instead of Update, split its work in two.
+	// Prepare runs outside any transaction on successive parts of a
+	// batch as they arrive, while the previous batch is written (so
+	// parsing and computing keys overlap with the commit and its fsync);
+	// Write then writes the batch in tx from what Prepare returned for
+	// each part, in order (not at all when the view is dropped
+	// meanwhile). The same rules as Update's hold for both.
+	Prepare func(items []store.Item) (any, error)
+	Write   func(tx *bolt.Tx, prepared []any) error
+}
+
+// prepare prepares a part of a batch.
+func (s Spec) prepare(items []store.Item) (any, error) {
+	if s.Prepare != nil {
+		return s.Prepare(items)
+	}
+	return items, nil
+}
+
+// write writes a batch from its prepared parts.
+func (s Spec) write(tx *bolt.Tx, parts []any) error {
+	if s.Prepare != nil {
+		return s.Write(tx, parts)
+	}
+	for _, p := range parts {
+		if err := s.Update(tx, p.([]store.Item)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // A Checkpoint is the last message a view has seen.
@@ -126,7 +175,7 @@ type View struct {
 // the store (see the package documentation). It does not follow the log:
 // Run does.
 func Open(st *store.Store, dir string, spec Spec, log *slog.Logger) (*View, error) {
-	if spec.Name == "" || spec.Update == nil || !validName(spec.Name) {
+	if spec.Name == "" || (spec.Update == nil) == (spec.Prepare == nil) || (spec.Prepare == nil) != (spec.Write == nil) || !validName(spec.Name) {
 		return nil, fmt.Errorf("index: invalid spec (name %q)", spec.Name)
 	}
 	if log == nil {
@@ -190,7 +239,7 @@ func (v *View) tryOpen() (db *bolt.DB, cp Checkpoint, why string, err error) {
 	// The freelist is synced: without it bbolt rebuilds it at open by walking
 	// the file in a goroutine of its own, where a damaged page panics
 	// beyond recovery.
-	opts := &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
+	opts := &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType, InitialMmapSize: initialMmapSize}
 	if err := checkFile(v.path); err != nil {
 		return nil, cp, err.Error(), nil
 	}
@@ -248,6 +297,13 @@ func (v *View) tryOpen() (db *bolt.DB, cp Checkpoint, why string, err error) {
 	}
 	return db, cp, "", nil
 }
+
+// initialMmapSize is the address space bbolt maps a view file in at
+// first: when the file outgrows its map, bbolt copies every key and value
+// the write transaction has touched out of the map and maps the file
+// again (a tenth of a large batch's time when it happens). Address space
+// is cheap on 64-bit systems; the pages are read only when used.
+const initialMmapSize = 1 << 30 * (strconv.IntSize / 64)
 
 var (
 	errForeign = errors.New("index: foreign file")
@@ -511,7 +567,7 @@ func (v *View) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("index: %s: %w", v.spec.Name, err)
 	}
-	items := make(chan store.Item, MaxBatch)
+	items := make(chan store.Item, readAhead)
 	var readErr error
 	reader := make(chan struct{})
 	go func() {
@@ -533,82 +589,207 @@ func (v *View) follow(ctx context.Context) error {
 			}
 		}
 	}()
+	// One batch is written (by a goroutine of its own) while the next is
+	// gathered and prepared.
+	var w *inFlight
 	defer func() {
 		cancel()
+		if w != nil {
+			<-w.done
+		}
 		for range items {
 		}
 		<-reader
 	}()
-	buf := make([]store.Item, 0, MaxBatch)
 	for {
 		var item store.Item
 		var ok bool
-		changed := v.Changed() // before the check: a change after it wakes the select
-		if err := v.restartDue(gen); err != nil {
-			return err
-		}
-		select {
-		case item, ok = <-items:
-		case <-changed:
-			continue
+		for {
+			changed := v.Changed() // before the check: a change after it wakes the select
+			if err := v.restartDue(gen); err != nil {
+				return err
+			}
+			var busy <-chan struct{} // nil: no write in flight
+			if w != nil {
+				busy = w.done
+			}
+			select {
+			case item, ok = <-items:
+			case <-changed:
+				continue
+			case <-busy:
+				err := w.err
+				if w = nil; err != nil {
+					return err
+				}
+				continue
+			}
+			break
 		}
 		if !ok {
+			if w != nil {
+				if err := w.wait(); err != nil {
+					return err
+				}
+			}
 			<-reader
 			if readErr != nil {
 				return fmt.Errorf("index: %s: %w", v.spec.Name, readErr)
 			}
 			return ctx.Err()
 		}
-		buf = append(buf[:0], item)
-		buf = v.gather(items, buf)
-		if err := v.write(gen, buf); err != nil {
+		b, err := v.gather(items, item, w)
+		if err != nil {
 			return err
 		}
+		if w != nil {
+			if err := w.wait(); err != nil {
+				return err
+			}
+		}
+		w = &inFlight{done: make(chan struct{})}
+		go func(w *inFlight) {
+			defer close(w.done)
+			w.err = v.write(gen, b.last, b.parts)
+		}(w)
 	}
 }
 
-// BatchDelay is how long the follower waits for more messages before it
-// writes a batch smaller than MaxBatch while no query waits for it: fewer,
-// larger transactions cost the appends competing for the disk and the
-// cores much less.
-const BatchDelay = 20 * time.Millisecond
+// inFlight is a batch being written.
+type inFlight struct {
+	done chan struct{} // closed when the write has ended
+	err  error
+}
 
-// gather adds to buf what items has, up to MaxBatch: what is there at
-// once, then, while nobody waits on the view, what arrives within
-// BatchDelay.
-func (v *View) gather(items <-chan store.Item, buf []store.Item) []store.Item {
-	var timer <-chan time.Time
-	for len(buf) < MaxBatch {
+func (w *inFlight) wait() error {
+	<-w.done
+	return w.err
+}
+
+// A batch is a gathered batch, prepared.
+type batch struct {
+	last  store.Item
+	parts []any // prepared
+}
+
+// prepareChunk is how many messages are prepared at a time while a batch
+// is gathered.
+const prepareChunk = 512
+
+// While no query waits for it, the follower writes a batch smaller than
+// MaxBatch only when no message came for BatchDelay, or MaxBatchDelay
+// after the batch began: fewer, larger transactions cost the appends
+// competing for the disk and the cores much less.
+const (
+	BatchDelay    = 20 * time.Millisecond
+	MaxBatchDelay = time.Second
+)
+
+// gather makes a batch of first and what items has, up to MaxBatch
+// messages and MaxBatchBytes: what is there at once, what arrives while
+// the previous batch (w, may be nil) is being written, then, while nobody
+// waits on the view, what arrives until the log is quiet for BatchDelay
+// or MaxBatchDelay has passed since the start. It prepares the messages a
+// chunk at a time as they come. An error is Prepare's (or the previous
+// write's).
+func (v *View) gather(items <-chan store.Item, first store.Item, w *inFlight) (batch, error) {
+	deadline := time.Now().Add(MaxBatchDelay)
+	buf := []store.Item{first}
+	size, prepared := len(first.Value), 0
+	var b batch
+	prepare := func() error {
+		if prepared == len(buf) {
+			return nil
+		}
+		part, err := v.spec.prepare(buf[prepared:])
+		if err != nil {
+			return fmt.Errorf("index: %s: %w", v.spec.Name, err)
+		}
+		b.parts = append(b.parts, part)
+		prepared = len(buf)
+		if s, ok := part.(Sizer); ok {
+			size += s.Size()
+		}
+		return nil
+	}
+	var busy <-chan struct{}
+	if w != nil {
+		busy = w.done
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	add := func(item store.Item) error {
+		buf = append(buf, item)
+		size += len(item.Value)
+		if len(buf)-prepared >= prepareChunk {
+			return prepare()
+		}
+		return nil
+	}
+gathering:
+	for len(buf) < MaxBatch && size < MaxBatchBytes {
+		if busy == nil && v.waiters.Load() > 0 {
+			break
+		}
 		select {
 		case item, ok := <-items:
 			if !ok {
-				return buf
+				break gathering
 			}
-			buf = append(buf, item)
+			if err := add(item); err != nil {
+				return b, err
+			}
 			continue
 		default:
 		}
-		if v.waiters.Load() > 0 {
-			return buf
+		if busy != nil { // the previous batch is being written: gather on
+			select {
+			case item, ok := <-items:
+				if !ok {
+					break gathering
+				}
+				if err := add(item); err != nil {
+					return b, err
+				}
+			case <-busy:
+				busy = nil
+				if w.err != nil {
+					return b, w.err
+				}
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			break
 		}
 		if timer == nil {
-			t := time.NewTimer(BatchDelay)
-			defer t.Stop()
-			timer = t.C
+			timer = time.NewTimer(BatchDelay)
+		} else {
+			timer.Reset(BatchDelay)
 		}
 		select {
 		case item, ok := <-items:
 			if !ok {
-				return buf
+				break gathering
 			}
-			buf = append(buf, item)
-		case <-timer:
-			return buf
+			if err := add(item); err != nil {
+				return b, err
+			}
+		case <-timer.C:
+			break gathering
 		case <-v.waiting:
-			return buf
+			break gathering
 		}
 	}
-	return buf
+	if err := prepare(); err != nil {
+		return b, err
+	}
+	b.last = buf[len(buf)-1]
+	return b, nil
 }
 
 // restartDue says whether the follower must start over: errRestart when
@@ -627,14 +808,14 @@ func (v *View) restartDue(gen uint64) error {
 	return nil
 }
 
-// write applies a batch and moves the checkpoint in one transaction.
-func (v *View) write(gen uint64, items []store.Item) error {
+// write applies a batch (its prepared parts) and moves the checkpoint to
+// last in one transaction.
+func (v *View) write(gen uint64, last store.Item, parts []any) error {
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
 	if err := v.restartDue(gen); err != nil {
 		return err
 	}
-	last := items[len(items)-1]
 	cp := Checkpoint{Seq: last.Seq, Key: last.Key, Timestamp: last.Timestamp}
 	v.dbMu.RLock()
 	db := v.db
@@ -644,7 +825,7 @@ func (v *View) write(gen uint64, items []store.Item) error {
 	} else {
 		err = guard(func() error {
 			return db.Update(func(tx *bolt.Tx) error {
-				if err := v.spec.Update(tx, items); err != nil {
+				if err := v.spec.write(tx, parts); err != nil {
 					return err
 				}
 				return tx.Bucket(metaBucket).Put(keyCheckpoint, EncodeCheckpoint(cp))

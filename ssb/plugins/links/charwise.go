@@ -220,33 +220,39 @@ func cwNumber(dst []byte, n float64) []byte {
 	case math.IsInf(n, -1):
 		return append(dst, 'D', 'D')
 	}
-	s := strconv.FormatFloat(n, 'e', -1, 64)
-	i := strings.IndexByte(s, 'e')
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], n, 'e', -1, 64)
+	i := bytes.IndexByte(s, 'e')
 	mant := s[:i]
-	exp, _ := strconv.Atoi(s[i+1:])
-	e := strconv.Itoa(exp + 500)
-	for len(e) < 3 {
-		e = " " + e
+	exp, _ := strconv.Atoi(string(s[i+1:]))
+	// A float64's exponent is within [-324, 308]: exp + 500 has three
+	// digits (charwise pads it with spaces to three).
+	e := exp + 500
+	start := len(dst)
+	dst = append(dst, 'F', 'E', byte('0'+e/100), byte('0'+e/10%10), byte('0'+e%10), 'M')
+	dst = append(dst, mant...)
+	if bytes.IndexByte(mant, '.') < 0 {
+		dst = append(dst, '.')
 	}
-	enc := "E" + e + "M" + mant
-	if !strings.Contains(mant, ".") {
-		enc += "."
-	}
-	enc += "00000000000000000000"
+	dst = append(dst, numberPad...)
 	if n > 0 {
-		return append(append(dst, 'F'), enc...)
+		return dst
 	}
-	dst = append(dst, 'D')
-	for _, c := range []byte(enc) {
+	// Negative: 'D', the digits in nines' complement, the sign dropped.
+	dst[start] = 'D'
+	out := start + 1
+	for _, c := range dst[start+1:] {
 		switch {
 		case c >= '0' && c <= '9':
-			dst = append(dst, '9'-c+'0')
+			dst[out] = '9' - c + '0'
 		case c == '-':
+			continue
 		default:
-			dst = append(dst, c)
+			dst[out] = c
 		}
+		out++
 	}
-	return dst
+	return dst[:out]
 }
 
 // maxKeyDepth bounds the nesting of decoded keys (ours are two deep).

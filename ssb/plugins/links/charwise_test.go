@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +150,95 @@ func mustParse(b []byte) message.Value {
 		panic(err)
 	}
 	return v
+}
+
+// TestRefTypeAsRegexps: refType answers as ssb-ref's regular expressions
+// for ids with every byte changed, and ids cut and extended.
+func TestRefTypeAsRegexps(t *testing.T) {
+	res := map[string]*regexp.Regexp{
+		"feed": regexp.MustCompile(`^@[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.(?:sha256|ed25519)$`),
+		"msg":  regexp.MustCompile(`^%[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.sha256$`),
+		"blob": regexp.MustCompile(`^&[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.sha256$`),
+	}
+	want := func(s string) string {
+		for _, typ := range []string{"feed", "msg", "blob"} {
+			if res[typ].MatchString(s) {
+				return typ
+			}
+		}
+		return ""
+	}
+	body := "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123+/AQ="
+	bases := []string{"@" + body + ".ed25519", "@" + body + ".sha256", "%" + body + ".sha256", "&" + body + ".sha256", "%" + body + ".ed25519"}
+	var cases []string
+	for _, b := range bases {
+		for i := range len(b) + 1 {
+			cases = append(cases, b[:i], b[:i]+"x"+b[i:])
+			if i < len(b) {
+				for c := range 256 {
+					cases = append(cases, b[:i]+string(rune(c))+b[i+1:], b[:i]+string([]byte{byte(c)})+b[i+1:])
+				}
+			}
+		}
+	}
+	for _, s := range cases {
+		if got, w := refType(s), want(s); got != w {
+			t.Fatalf("refType(%q) = %q, the regexps say %q", s, got, w)
+		}
+	}
+}
+
+// cwNumberSlow is charwise's number codec written as its JavaScript is:
+// strings, padded with spaces; cwNumber must give the same bytes.
+func cwNumberSlow(n float64) []byte {
+	switch {
+	case math.IsNaN(n):
+		return []byte("DaN")
+	case n == 0:
+		return []byte("FE  0M0")
+	case math.IsInf(n, 1):
+		return []byte("FF")
+	case math.IsInf(n, -1):
+		return []byte("DD")
+	}
+	s := strconv.FormatFloat(n, 'e', -1, 64)
+	mant, exps, _ := strings.Cut(s, "e")
+	exp, _ := strconv.Atoi(exps)
+	e := strconv.Itoa(exp + 500)
+	for len(e) < 3 {
+		e = " " + e
+	}
+	enc := "E" + e + "M" + mant
+	if !strings.Contains(mant, ".") {
+		enc += "."
+	}
+	enc += "00000000000000000000"
+	if n > 0 {
+		return []byte("F" + enc)
+	}
+	out := []byte{'D'}
+	for _, c := range []byte(enc) {
+		switch {
+		case c >= '0' && c <= '9':
+			out = append(out, '9'-c+'0')
+		case c == '-':
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestCwNumberAsSlow(t *testing.T) {
+	nums := []float64{0, 1, -1, 0.5, -0.5, 1e21, -1e21, 5e-324, -5e-324, math.MaxFloat64, -math.MaxFloat64,
+		1.7e12, 1764748912345.123, -1764748912345.123, 123456789, 3, -3, 1e-7, -1e-7, math.NaN(), math.Inf(1), math.Inf(-1)}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		nums = append(nums, math.Float64frombits(r.Uint64()), float64(r.IntN(1<<20)), r.NormFloat64()*1e6)
+	}
+	for _, n := range nums {
+		if got, want := cwNumber([]byte("x"), n), append([]byte("x"), cwNumberSlow(n)...); !bytes.Equal(got, want) {
+			t.Fatalf("cwNumber(%v) = %q, want %q", n, got, want)
+		}
+	}
 }

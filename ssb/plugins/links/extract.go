@@ -1,7 +1,6 @@
 package links
 
 import (
-	"regexp"
 	"strings"
 	"unicode/utf16"
 
@@ -52,8 +51,10 @@ type found struct {
 // each element of whose array (or array-like object) value, is a link
 // string or an object with a link string. Null elements are skipped (they
 // make JavaScript throw).
-func indexLinks(obj message.Value) []found {
-	root := toMsgContent(obj)
+func indexLinks(obj message.Value) []found { return linksIn(toMsgContent(obj)) }
+
+// linksIn is indexLinks past toMsgContent: the links of root's fields.
+func linksIn(root message.Value) []found {
 	if root.Kind() != message.Object {
 		return nil
 	}
@@ -81,6 +82,16 @@ func indexLinks(obj message.Value) []found {
 		}
 	}
 	return out
+}
+
+// sameObject says whether a and b are the same object (not equal ones:
+// the same members).
+func sameObject(a, b message.Value) bool {
+	if a.Kind() != message.Object || b.Kind() != message.Object {
+		return false
+	}
+	am, bm := a.Members(), b.Members()
+	return len(am) == len(bm) && (len(am) == 0 || &am[0] == &bm[0])
 }
 
 // toMsgContent is ssb-msgs' duck typing: obj.value.content when it has a
@@ -130,29 +141,39 @@ func itoa(i int) string {
 	return itoa(i/10) + string(rune('0'+i%10))
 }
 
-// ssb-ref 2.16's ids: a sigil, 32 bytes of canonical base64, and a
-// suffix.
-var (
-	feedIDRe = regexp.MustCompile(`^@[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.(?:sha256|ed25519)$`)
-	msgIDRe  = regexp.MustCompile(`^%[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.sha256$`)
-	blobIDRe = regexp.MustCompile(`^&[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.sha256$`)
-)
-
-// refType is ssb-ref's type for the three kinds of ids: "feed", "msg",
-// "blob", or "".
+// refType is ssb-ref 2.16's type for the three kinds of ids: "feed",
+// "msg", "blob", or "": a sigil, 32 bytes of canonical base64, and a
+// suffix, /^@[a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]=\.(?:sha256|ed25519)$/
+// for feeds and /^%…=\.sha256$/ and /^&…=\.sha256$/ for messages and
+// blobs, matched by hand (every message is tested many times).
 func refType(s string) string {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) < 52 || !isRefBody(s[1:45]) {
 		return ""
 	}
+	suffix := s[45:]
 	switch {
-	case s[0] == '@' && feedIDRe.MatchString(s):
+	case s[0] == '@' && (suffix == ".sha256" || suffix == ".ed25519"):
 		return "feed"
-	case s[0] == '%' && msgIDRe.MatchString(s):
+	case s[0] == '%' && suffix == ".sha256":
 		return "msg"
-	case s[0] == '&' && blobIDRe.MatchString(s):
+	case s[0] == '&' && suffix == ".sha256":
 		return "blob"
 	}
 	return ""
+}
+
+// isRefBody matches [a-zA-Z0-9/+]{42}[AEIMQUYcgkosw048]= (44 bytes).
+func isRefBody(b string) bool {
+	for i := range 42 {
+		if !isBase64Char(b[i]) {
+			return false
+		}
+	}
+	return strings.IndexByte("AEIMQUYcgkosw048", b[42]) >= 0 && b[43] == '='
+}
+
+func isBase64Char(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '+'
 }
 
 // isLink is ssb-ref's isLink: an id, optionally followed by a query
@@ -197,10 +218,15 @@ type record struct {
 // cannot open — the value's own fields: previous and author are links),
 // with rel turned into an array carrying what the link says.
 func links2Records(value message.Value, ts float64) []record {
+	return recordsOf(value, indexLinks(value), ts)
+}
+
+// recordsOf is links2Records with indexLinks(value) already found.
+func recordsOf(value message.Value, links []found, ts float64) []record {
 	content, _ := get(value, "content")
 	author, _ := get(value, "author")
 	var out []record
-	for _, f := range indexLinks(value) {
+	for _, f := range links {
 		ln := func(k string) jsv { v, ok := get(f.obj, k); return noObjects(v, ok) }
 		var rel []jsv
 		switch f.rel {

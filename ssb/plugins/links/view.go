@@ -2,9 +2,12 @@ package links
 
 import (
 	"bytes"
+	"container/heap"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -56,9 +59,11 @@ type Unboxer interface {
 
 // Spec returns the view's spec; unbox (may be nil) opens private messages.
 func Spec(unbox Unboxer) index.Spec {
-	return index.Spec{Name: viewName, Version: viewVersion, Update: func(tx *bolt.Tx, items []store.Item) error {
-		return update(tx, items, unbox)
-	}}
+	return index.Spec{
+		Name: viewName, Version: viewVersion,
+		Prepare: func(items []store.Item) (any, error) { return entries(items, unbox), nil },
+		Write:   write,
+	}
 }
 
 // decoded is a message as the views see it.
@@ -85,20 +90,32 @@ func decode(it store.Item, unbox Unboxer) (decoded, bool) {
 	return decoded{value: v, item: it, stored: it}, true
 }
 
-func seqValue(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
-
 type entry struct{ key, seq []byte }
 
-// enc is one item of a key, encoded; join makes the key of items so
-// encoded (cwKey of the items).
-func enc(v jsv) []byte { return storedItem(nil, v) }
+// A slab holds many small byte strings in a few large allocations (the
+// garbage collector has fewer objects to track): a part's keys.
+type slab struct{ buf []byte }
 
-func join(items ...[]byte) []byte {
+const slabSize = 64 << 10
+
+// alloc returns n bytes of the slab.
+func (s *slab) alloc(n int) []byte {
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = make([]byte, 0, max(slabSize, n))
+	}
+	start := len(s.buf)
+	s.buf = s.buf[:start+n]
+	return s.buf[start : start+n : start+n]
+}
+
+// join makes, in the slab, the key of items each encoded by storedItem
+// (cwKey of the items).
+func (s *slab) join(items ...[]byte) []byte {
 	n := len(items)
 	for _, it := range items {
 		n += len(it)
 	}
-	key := make([]byte, 0, n)
+	key := s.alloc(n)[:0]
 	for i, it := range items {
 		if i > 0 {
 			key = append(key, '"')
@@ -108,49 +125,155 @@ func join(items ...[]byte) []byte {
 	return append(key, '!')
 }
 
-func update(tx *bolt.Tx, items []store.Item, unbox Unboxer) error {
-	var link, back, srd, drs, rds, dta []entry
+// batchEntries are index entries, per bucket (allViews' order), each
+// bucket's sorted: bbolt inserts in order much faster.
+type batchEntries [6][]entry
+
+// Size is the bytes the entries hold (index.Sizer).
+func (es *batchEntries) Size() int {
+	n := 0
+	for _, b := range es {
+		for _, e := range b {
+			n += len(e.key) + len(e.seq) + 48 // the entry's slice headers
+		}
+	}
+	return n
+}
+
+// entries computes the index entries of a part of a batch: the messages
+// are shared among the cores, then each bucket's entries sorted.
+func entries(items []store.Item, unbox Unboxer) *batchEntries {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(items)/64))
+	parts := make([]batchEntries, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(items)/workers, (w+1)*len(items)/workers
+		wg.Go(func() { itemEntries(&parts[w], items[lo:hi], unbox) })
+	}
+	wg.Wait()
+	var out batchEntries
+	for i := range out {
+		n := 0
+		for _, p := range parts {
+			n += len(p[i])
+		}
+		out[i] = make([]entry, 0, n)
+		for _, p := range parts {
+			out[i] = append(out[i], p[i]...)
+		}
+	}
+	for i := range out {
+		wg.Go(func() { slices.SortFunc(out[i], func(x, y entry) int { return bytes.Compare(x.key, y.key) }) })
+	}
+	wg.Wait()
+	return &out
+}
+
+// itemEntries appends the entries of items to es.
+func itemEntries(es *batchEntries, items []store.Item, unbox Unboxer) {
+	link, back, srd, drs, rds, dta := &es[0], &es[1], &es[2], &es[3], &es[4], &es[5]
+	var keys slab
+	var scratch []byte // a message's encoded items, till its keys are joined
+	enc := func(v jsv) []byte {
+		start := len(scratch)
+		scratch = storedItem(scratch, v)
+		return scratch[start:len(scratch):len(scratch)]
+	}
+	join := keys.join
 	for _, it := range items {
 		d, ok := decode(it, unbox)
 		if !ok {
 			continue
 		}
-		sv := seqValue(it.Seq)
+		scratch = scratch[:0]
+		sv := binary.BigEndian.AppendUint64(keys.alloc(8)[:0], it.Seq)
 		author, _ := get(d.value, "author")
 		seqV, _ := get(d.value, "sequence")
+		content, _ := get(d.value, "content")
+		// ssb-links walks the value's links, ssb-db the content's: the
+		// same object unless the message is odd; walked once then.
+		l2 := indexLinks(d.value)
+		var db []found
+		if content.Kind() == message.Object {
+			if root := toMsgContent(content); sameObject(root, toMsgContent(d.value)) {
+				db = l2
+			} else {
+				db = linksIn(root)
+			}
+		}
 		// Each item is encoded once; keys are joined from the encodings.
 		a, sq := enc(jsStr(author.Str())), enc(jsNum(seqV.Number()))
-		for _, l := range dbLinks(d.value) {
+		for _, l := range db {
 			rel, ln := enc(jsStr(l.rel)), enc(jsStr(l.link))
-			link = append(link, entry{join(a, rel, ln, sq), sv})
-			back = append(back, entry{join(ln, rel, a, sq), sv})
+			*link = append(*link, entry{join(a, rel, ln, sq), sv})
+			*back = append(*back, entry{join(ln, rel, a, sq), sv})
 		}
 		rs := enc(jsNum(float64(it.Seq)))
 		ts := enc(jsNum(it.Timestamp))
-		for _, r := range links2Records(d.value, it.Timestamp) {
+		for _, r := range recordsOf(d.value, l2, it.Timestamp) {
 			s, dst, rel := enc(jsStr(r.source)), enc(jsStr(r.dest)), enc(r.rel)
-			srd = append(srd, entry{join(s, rel, dst, ts, rs), sv})
-			drs = append(drs, entry{join(dst, rel, s, ts, rs), sv})
-			rds = append(rds, entry{join(rel, dst, s, ts, rs), sv})
+			*srd = append(*srd, entry{join(s, rel, dst, ts, rs), sv})
+			*drs = append(*drs, entry{join(dst, rel, s, ts, rs), sv})
+			*rds = append(*rds, entry{join(rel, dst, s, ts, rs), sv})
 		}
-		content, _ := get(d.value, "content")
 		claimed, _ := get(d.value, "timestamp")
 		cts := enc(jsNum(claimed.Number()))
 		for _, dest := range backlinkDests(content) {
-			dta = append(dta, entry{join(enc(jsStr(dest)), cts, rs), sv})
+			*dta = append(*dta, entry{join(enc(jsStr(dest)), cts, rs), sv})
 		}
 	}
-	for i, es := range [][]entry{link, back, srd, drs, rds, dta} {
+}
+
+// write puts the entries of a batch's parts in their buckets, in key
+// order (the parts' entries merged).
+func write(tx *bolt.Tx, parts []any) error {
+	for i := range allViews {
 		b, err := tx.CreateBucketIfNotExists(allViews[i])
 		if err != nil {
 			return fmt.Errorf("links: %w", err)
 		}
-		slices.SortFunc(es, func(x, y entry) int { return bytes.Compare(x.key, y.key) })
-		for _, e := range es {
-			if err := b.Put(e.key, e.seq); err != nil {
-				return fmt.Errorf("links: %w", err)
+		runs := make([][]entry, 0, len(parts))
+		for _, p := range parts {
+			if es := p.(*batchEntries)[i]; len(es) > 0 {
+				runs = append(runs, es)
 			}
+		}
+		if err := putMerged(b, runs); err != nil {
+			return fmt.Errorf("links: %w", err)
 		}
 	}
 	return nil
+}
+
+// putMerged puts the entries of sorted runs in key order: a k-way merge,
+// the runs in a heap by their first keys.
+func putMerged(b *bolt.Bucket, runs [][]entry) error {
+	h := runHeap(runs)
+	heap.Init(&h)
+	for len(h) > 0 {
+		e := h[0][0]
+		if err := b.Put(e.key, e.seq); err != nil {
+			return err
+		}
+		if h[0] = h[0][1:]; len(h[0]) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+	return nil
+}
+
+// runHeap orders sorted runs of entries by their first keys.
+type runHeap [][]entry
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return bytes.Compare(h[i][0].key, h[j][0].key) < 0 }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.([]entry)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
