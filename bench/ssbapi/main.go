@@ -11,7 +11,9 @@
 //     appenders, batches of 100), and to the store of a server running the
 //     default plugins, timed until every plugin's index has caught up (the
 //     links, backlinks and query methods and a private read each wait for
-//     their index to reach what was acknowledged). Goal: at least 0.7.
+//     their index to reach what was acknowledged), and until the appends
+//     alone were acknowledged (the views follow the log; appends never wait
+//     for them). Goal: at least 0.7.
 //
 //   - queries: the corpus is loaded into ssb-server (createWriteStream, 8
 //     feeds at once); each query kind is warmed up on both (ssb-server
@@ -112,16 +114,17 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	srv, indexed, err := appendIndexed(ctx, c, corp, filepath.Join(tmp, "ours"))
+	srv, acked, indexed, err := appendIndexed(ctx, c, corp, filepath.Join(tmp, "ours"))
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	rb, ri := float64(c.n)/bare.Seconds(), float64(c.n)/indexed.Seconds()
+	rb, ra, ri := float64(c.n)/bare.Seconds(), float64(c.n)/acked.Seconds(), float64(c.n)/indexed.Seconds()
 	fmt.Printf("\nappend of %d messages, messages/s:\n", c.n)
-	fmt.Printf("  %-44s %10.0f (%v)\n", "bare store", rb, bare.Round(time.Millisecond))
-	fmt.Printf("  %-44s %10.0f (%v)\n", "server, default plugins, indexes caught up", ri, indexed.Round(time.Millisecond))
-	fmt.Printf("  with indexes / without: %.2f (goal ≥ 0.7)\n", ri/rb)
+	fmt.Printf("  %-52s %10.0f (%v)\n", "bare store", rb, bare.Round(time.Millisecond))
+	fmt.Printf("  %-52s %10.0f (%v)\n", "server, default plugins: appends acknowledged", ra, acked.Round(time.Millisecond))
+	fmt.Printf("  %-52s %10.0f (%v)\n", "server, default plugins: every index caught up", ri, indexed.Round(time.Millisecond))
+	fmt.Printf("  with indexes / without: %.2f acknowledged, %.2f caught up (goal ≥ 0.7)\n", ra/rb, ri/rb)
 
 	ours, err := client.Dial(ctx, srv.Addr, c.caps, srv.Owner, srv.Owner.Public, nil)
 	if err != nil {
@@ -301,23 +304,24 @@ func appendBare(ctx context.Context, corp *corpus, dir string) (time.Duration, e
 
 // appendIndexed times the append to a server's store until every index has
 // what was appended: a query of each indexed method waits for that.
-func appendIndexed(ctx context.Context, c config, corp *corpus, dir string) (*sbotrun.Running, time.Duration, error) {
+func appendIndexed(ctx context.Context, c config, corp *corpus, dir string) (_ *sbotrun.Running, acked, caughtUp time.Duration, _ error) {
 	srv, err := sbotrun.Start(ctx, server.Config{Path: dir, Caps: base64.StdEncoding.EncodeToString(c.caps[:])})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	cl, err := client.Dial(ctx, srv.Addr, c.caps, srv.Owner, srv.Owner.Public, nil)
 	if err != nil {
 		srv.Stop()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer cl.Close()
 	runtime.GC()
 	t0 := time.Now()
 	if err := appendLog(ctx, srv.Store(), corp); err != nil {
 		srv.Stop()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
+	acked = time.Since(t0)
 	last := corp.roots[len(corp.roots)-1].String()
 	for _, q := range []struct {
 		method string
@@ -330,15 +334,15 @@ func appendIndexed(ctx context.Context, c config, corp *corpus, dir string) (*sb
 	} {
 		if _, err := source(ctx, cl, q.method, q.arg); err != nil {
 			srv.Stop()
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
 	var hops map[string]any
 	if err := cl.AsyncJSON(ctx, &hops, muxrpc.Method{"friends", "hops"}, map[string]any{"start": corp.authors[0].ID.String(), "max": 2}); err != nil {
 		srv.Stop()
-		return nil, 0, fmt.Errorf("friends.hops: %w", err)
+		return nil, 0, 0, fmt.Errorf("friends.hops: %w", err)
 	}
-	return srv, time.Since(t0), nil
+	return srv, acked, time.Since(t0), nil
 }
 
 // loadJS writes every feed to ssb-server, 8 at once.
