@@ -38,6 +38,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -51,7 +52,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +82,10 @@ var (
 	memSize  = flag.Int("memsize", 5<<20, "bytes per blob in the memory run (compare sizes: the peak should not follow them)")
 	quick    = flag.Bool("quick", false, "a short run for CI: -n 200 -timeout 40s")
 	interop  = flag.String("interop", "interop", "path of the interop folder")
+	dataDir  = flag.String("dir", "", "folder for the servers' data (default: the system's temporary folder)")
+	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the Go pair's fetch to this file")
+	traceOut = flag.String("trace", "", "write an execution trace of the Go pair's fetch to this file")
+	blockOut = flag.String("blockprofile", "", "write block and mutex profiles of the Go pair's fetch to this file (and FILE.mutex)")
 
 	caps [32]byte // the network key of every server of the run
 )
@@ -126,7 +134,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	rand.Read(caps[:])
-	tmp, err := os.MkdirTemp("", "ssbblobfetch")
+	tmp, err := os.MkdirTemp(*dataDir, "ssbblobfetch")
 	if err != nil {
 		return err
 	}
@@ -144,7 +152,7 @@ func run() error {
 			continue
 		}
 		name := p.name + " -> " + p.name
-		d, err := fetch(ctx, p.start, filepath.Join(tmp, p.name))
+		d, err := fetch(ctx, p.start, filepath.Join(tmp, p.name), p.name == "go")
 		if err != nil {
 			fmt.Printf("%-10s failed: %v\n", name, err)
 			continue
@@ -175,7 +183,7 @@ func run() error {
 
 // fetch starts servers A and B, adds the blobs to A, makes B dial A, and
 // returns the time B's owner waited for blobs.want of them all.
-func fetch(ctx context.Context, start func(context.Context, string) (peer, error), dir string) (time.Duration, error) {
+func fetch(ctx context.Context, start func(context.Context, string) (peer, error), dir string, profile bool) (time.Duration, error) {
 	var ps [2]peer
 	for i, name := range []string{"a", "b"} {
 		p, err := start(ctx, filepath.Join(dir, name))
@@ -206,15 +214,94 @@ func fetch(ctx context.Context, start func(context.Context, string) (peer, error
 	if err := cb.AsyncJSON(ctx, &res, muxrpc.Method{"gossip", "connect"}, ssbtest.Address(a.addr, a.kp.ID)); err != nil {
 		return 0, fmt.Errorf("gossip.connect: %w", err)
 	}
-	t0 := time.Now()
-	if err := wantAll(ctx, cb, ids); err != nil {
+	stop := func() {}
+	if profile {
+		if stop, err = startProfiles(); err != nil {
+			return 0, err
+		}
+	}
+	t0, cpu0 := time.Now(), cpuTime()
+	err = wantAll(ctx, cb, ids)
+	d, cpu := time.Since(t0), cpuTime()-cpu0
+	stop()
+	if profile && cpu > 0 {
+		fmt.Printf("(this process, both Go servers and the client: %.0f µs of CPU per blob, %.2f cores)\n", float64(cpu.Microseconds())/float64(len(ids)), cpu.Seconds()/d.Seconds())
+	}
+	if err != nil {
 		return 0, fmt.Errorf("wanting on B: %w", err)
 	}
-	d := time.Since(t0)
 	if got, err := countHas(ctx, cb, ids); err != nil || got != len(ids) {
 		return 0, fmt.Errorf("after the wants B holds %d blobs of %d (%v)", got, len(ids), err)
 	}
 	return d, nil
+}
+
+// cpuTime returns the CPU time this process has used (user and system),
+// from /proc/self/stat (in ticks of 10 ms, USER_HZ); 0 without /proc.
+func cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // state is f[0]; utime and stime are fields 14 and 15
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// startProfiles starts the profiles asked for by -cpuprofile, -trace and
+// -blockprofile; stop writes them.
+func startProfiles() (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	if *blockOut != "" {
+		runtime.SetBlockProfileRate(1)
+		runtime.SetMutexProfileFraction(1)
+		stops = append(stops, func() {
+			for name, file := range map[string]string{"block": *blockOut, "mutex": *blockOut + ".mutex"} {
+				if f, err := os.Create(file); err == nil {
+					pprof.Lookup(name).WriteTo(f, 0)
+					f.Close()
+				}
+			}
+			runtime.SetBlockProfileRate(0)
+			runtime.SetMutexProfileFraction(0)
+		})
+	}
+	return stop, nil
 }
 
 // addBlobs adds n random blobs of size bytes through c, in batches of 32,

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -71,29 +72,10 @@ func (s *Store) Add(ctx context.Context, r io.Reader, expected *refs.Blob) (refs
 
 // write copies r into f in chunks, hashing, up to the limit, and fsyncs f.
 func (s *Store) write(ctx context.Context, f *os.File, r io.Reader) (refs.Blob, int64, error) {
-	r = io.LimitReader(r, s.max+1) // one byte over is enough to refuse
 	h := sha256.New()
-	w := io.MultiWriter(f, h)
-	buf := make([]byte, ChunkSize)
-	var size int64
-	for {
-		if err := checkCtx(ctx); err != nil {
-			return refs.Blob{}, 0, err
-		}
-		n, rerr := r.Read(buf)
-		size += int64(n)
-		if size > s.max {
-			return refs.Blob{}, 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, s.max)
-		}
-		if _, err := w.Write(buf[:n]); err != nil {
-			return refs.Blob{}, 0, fmt.Errorf("blobs: add: %w", err)
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return refs.Blob{}, 0, fmt.Errorf("blobs: add aborted: read: %w", rerr)
-		}
+	size, err := s.copyIn(ctx, io.MultiWriter(f, h), r)
+	if err != nil {
+		return refs.Blob{}, 0, err
 	}
 	if err := checkCtx(ctx); err != nil {
 		return refs.Blob{}, 0, err
@@ -103,6 +85,39 @@ func (s *Store) write(ctx context.Context, f *os.File, r io.Reader) (refs.Blob, 
 	}
 	return refs.NewBlob([32]byte(h.Sum(nil))), size, nil
 }
+
+// copyIn copies r into w in chunks, up to the limit, with a buffer of
+// chunkPool that it gives back before the fsync.
+func (s *Store) copyIn(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	r = io.LimitReader(r, s.max+1) // one byte over is enough to refuse
+	bp := chunkPool.Get().(*[ChunkSize]byte)
+	defer chunkPool.Put(bp)
+	buf := bp[:]
+	var size int64
+	for {
+		if err := checkCtx(ctx); err != nil {
+			return 0, err
+		}
+		n, rerr := r.Read(buf)
+		size += int64(n)
+		if size > s.max {
+			return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, s.max)
+		}
+		if _, err := w.Write(buf[:n]); err != nil {
+			return 0, fmt.Errorf("blobs: add: %w", err)
+		}
+		if rerr == io.EOF {
+			return size, nil
+		}
+		if rerr != nil {
+			return 0, fmt.Errorf("blobs: add aborted: read: %w", rerr)
+		}
+	}
+}
+
+// chunkPool holds the chunk buffers of adds: a fetch of many small blobs
+// would otherwise allocate one per blob, and the collector run that often.
+var chunkPool = sync.Pool{New: func() any { return new([ChunkSize]byte) }}
 
 // createTemp returns the file an add writes to: an unnamed file in the
 // temporary folder where the system has them (Linux's O_TMPFILE: nothing

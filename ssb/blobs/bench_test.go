@@ -21,6 +21,8 @@ func BenchmarkAdd(b *testing.B) {
 			data := randBytes(1, n)
 			b.SetBytes(int64(n))
 			i := 0
+			cpu0 := cpuTime()
+			defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
 			for b.Loop() {
 				// Distinct blobs: the first 8 bytes carry a counter.
 				i++
@@ -157,20 +159,30 @@ func BenchmarkConcurrentGets(b *testing.B) {
 // BenchmarkAddParallel adds 64 KiB blobs from 16 goroutines, as a fetch of
 // many small blobs from several peers does: the fsyncs overlap.
 func BenchmarkAddParallel(b *testing.B) {
-	s := openStore(b)
-	const n = 64 << 10
-	var next atomic.Uint64
-	b.SetBytes(n)
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		data := randBytes(next.Add(1)<<32, n)
-		for pb.Next() {
-			i := next.Add(1)
-			data[0], data[1], data[2], data[3] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
-			if _, _, err := s.Add(b.Context(), bytes.NewReader(data), nil); err != nil {
-				b.Error(err)
-				return
+	for _, unnamed := range []bool{true, false} {
+		b.Run(map[bool]string{true: "unnamed", false: "named"}[unnamed], func(b *testing.B) {
+			s := openStore(b)
+			if unnamed && !s.unnamed {
+				b.Skip("no unnamed temporary files on this system")
 			}
-		}
-	})
+			s.unnamed = unnamed
+			const n = 64 << 10
+			var next atomic.Uint64
+			b.SetBytes(n)
+			b.SetParallelism(8)
+			cpu0 := cpuTime()
+			b.RunParallel(func(pb *testing.PB) {
+				data := randBytes(next.Add(1)<<32, n)
+				for pb.Next() {
+					i := next.Add(1)
+					data[0], data[1], data[2], data[3] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
+					if _, _, err := s.Add(b.Context(), bytes.NewReader(data), nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	blobstore "github.com/scuttlego/scuttle/ssb/blobs"
@@ -542,7 +543,9 @@ func (p *Plugin) getSlice(ctx context.Context, _ *server.Conn, req *muxrpc.Reque
 // send writes r on the request's stream in binary chunks, one at a time,
 // until its end, the peer's abort or the connection's end.
 func (p *Plugin) send(ctx context.Context, req *muxrpc.Request, r io.Reader) {
-	buf := make([]byte, blobstore.ChunkSize)
+	bp := chunkPool.Get().(*[blobstore.ChunkSize]byte)
+	defer chunkPool.Put(bp)
+	buf := bp[:] // SendRaw copies it into the connection's queue
 	st := req.Stream()
 	for {
 		n, err := io.ReadFull(r, buf)
@@ -563,6 +566,10 @@ func (p *Plugin) send(ctx context.Context, req *muxrpc.Request, r io.Reader) {
 		}
 	}
 }
+
+// chunkPool holds send's buffers: serving many small blobs would otherwise
+// allocate one per blob, and the collector run that often.
+var chunkPool = sync.Pool{New: func() any { return new([blobstore.ChunkSize]byte) }}
 
 // add stores the binary chunks written to the sink. With an expected id as
 // argument, bytes that hash to another id are not stored. The stream is

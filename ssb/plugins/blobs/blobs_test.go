@@ -55,7 +55,7 @@ func startServer(t *testing.T, config string) *testServer {
 }
 
 // startServerCaps starts a test server on the network key caps.
-func startServerCaps(t *testing.T, config string, caps [32]byte) *testServer {
+func startServerCaps(t testing.TB, config string, caps [32]byte) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	if config != "" {
@@ -94,7 +94,7 @@ func startServerCaps(t *testing.T, config string, caps [32]byte) *testServer {
 }
 
 // local connects to the server's local socket, with the owner's rights.
-func (s *testServer) local(t *testing.T) *muxrpc.Endpoint {
+func (s *testServer) local(t testing.TB) *muxrpc.Endpoint {
 	return ssbtest.DialLocal(t, server.SocketPath(s.cfg.Path))
 }
 

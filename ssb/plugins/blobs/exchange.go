@@ -27,6 +27,13 @@ const (
 	// maxFetchesPerPeer is how many blobs are fetched at once from one
 	// peer.
 	maxFetchesPerPeer = 8
+	// maxCommits is how many fetched blobs are made durable at once (the
+	// store's fsyncs and link), from all peers. A fetch leaves its peer's
+	// slot and its slot of maxFetches once it has every byte and holds one
+	// of these: the disk's latency is not the peer's, and with the slots
+	// held through it a fetch of many small blobs waited for the disk
+	// with the network idle.
+	maxCommits = 64
 	// maxPendingEntries bounds the entries queued for a peer's
 	// createWants stream that it has not read (or not opened) yet, after
 	// the first message (our whole want map, bounded by the core's
@@ -52,6 +59,7 @@ type exchange struct {
 	goFn     func(func()) // server.Go: the server waits for these goroutines
 	pushFile string
 	slots    chan struct{} // maxFetches
+	commits  chan struct{} // maxCommits
 
 	mu      sync.Mutex
 	core    *wants.Core
@@ -91,6 +99,7 @@ const (
 	waitingPeer   stage = iota // for one of its peer's slots
 	waitingGlobal              // for one of maxFetches
 	transferring
+	committing // every byte came: waiting for one of maxCommits, or storing
 )
 
 // storeSizes adapts the blob store to wants.Store.
@@ -108,6 +117,7 @@ func newExchange(cfg wants.Config, store *blobstore.Store, log *slog.Logger, goF
 		goFn:     goFn,
 		pushFile: pushFile,
 		slots:    make(chan struct{}, maxFetches),
+		commits:  make(chan struct{}, maxCommits),
 		core:     wants.New(cfg, storeSizes{store}),
 		peers:    map[refs.Feed]*wantPeer{},
 		fetches:  map[wants.FetchID]*running{},
@@ -397,23 +407,41 @@ func (x *exchange) startFetch(f wants.Fetch) {
 }
 
 // fetch gets a blob from a peer with blobs.get into the store, which
-// checks its hash.
+// checks its hash. The transfer holds one of the peer's slots and one of
+// maxFetches; once every byte came, the fetch takes one of maxCommits and
+// leaves those, while the store makes the blob durable.
 func (x *exchange) fetch(ctx context.Context, run *running, f wants.Fetch) error {
 	select {
 	case run.peer.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-run.peer.slots }()
+	var peerSlot, globalSlot, commitSlot bool
+	peerSlot = true
+	release := func() {
+		if peerSlot {
+			<-run.peer.slots
+		}
+		if globalSlot {
+			<-x.slots
+		}
+		peerSlot, globalSlot = false, false
+	}
+	defer func() {
+		release()
+		if commitSlot {
+			<-x.commits
+		}
+	}()
 	x.mu.Lock()
 	run.stage = waitingGlobal
 	x.mu.Unlock()
 	select {
 	case x.slots <- struct{}{}:
+		globalSlot = true
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-x.slots }()
 	x.mu.Lock()
 	run.stage = transferring
 	x.core.FetchProgress(f.ID)
@@ -425,6 +453,20 @@ func (x *exchange) fetch(ctx context.Context, run *running, f wants.Fetch) error
 	}
 	defer st.Close()
 	r := &fetchReader{ctx: ctx, st: st, left: f.Size, progress: func() { x.progress(run, f.ID) }}
+	r.complete = func() error {
+		// Every byte came: the store's fsyncs follow, under a commit slot.
+		x.mu.Lock()
+		run.stage = committing
+		x.mu.Unlock()
+		select {
+		case x.commits <- struct{}{}:
+			commitSlot = true
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		release()
+		return nil
+	}
 	_, _, err = x.store.Add(ctx, r, &f.Blob)
 	switch {
 	case errors.Is(err, blobstore.ErrMismatch):
@@ -447,12 +489,13 @@ func (x *exchange) progress(run *running, id wants.FetchID) {
 
 // tick gives the core the time, so that it cancels stalled fetches. A
 // fetch waiting for a slot is not stalled when the wait is not its peer's
-// fault: all slots are busy, or its peer is sending other blobs.
+// fault: all slots are busy, or its peer is sending other blobs; nor is
+// one that has every byte and waits for the disk.
 func (x *exchange) tick(now time.Time, timeout time.Duration) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id, run := range x.fetches {
-		if run.stage == waitingGlobal || (run.stage == waitingPeer && now.Sub(run.peer.moved) < timeout) {
+		if run.stage == waitingGlobal || run.stage == committing || (run.stage == waitingPeer && now.Sub(run.peer.moved) < timeout) {
 			x.core.FetchProgress(id)
 		}
 	}
@@ -461,20 +504,34 @@ func (x *exchange) tick(now time.Time, timeout time.Duration) {
 }
 
 // fetchReader reads a blobs.get stream as bytes, failing when the peer
-// sends more than it announced.
+// sends more than it announced. At the stream's end it calls complete
+// once, before returning io.EOF (or complete's error).
 type fetchReader struct {
 	ctx      context.Context
 	st       *muxrpc.Stream
 	left     int64
 	rest     []byte
 	progress func()
+	complete func() error
+}
+
+// end returns io.EOF after calling complete, once.
+func (r *fetchReader) end() (int, error) {
+	if r.complete != nil {
+		done := r.complete
+		r.complete = nil
+		if err := done(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, io.EOF
 }
 
 func (r *fetchReader) Read(b []byte) (int, error) {
 	for len(r.rest) == 0 {
 		p, err := r.st.Recv(r.ctx)
 		if errors.Is(err, io.EOF) {
-			return 0, io.EOF
+			return r.end()
 		}
 		if err != nil && r.left == 0 && errors.Is(err, muxrpc.ErrClosed) {
 			// Every announced byte came, then the connection ended before
@@ -482,7 +539,7 @@ func (r *fetchReader) Read(b []byte) (int, error) {
 			// the last chunk of a blob whose size is a multiple of 64 KiB
 			// (its own client fails the same). The hash decides whether
 			// the bytes are the blob.
-			return 0, io.EOF
+			return r.end()
 		}
 		if err != nil {
 			return 0, fmt.Errorf("the peer's blobs.get failed: %w", err)

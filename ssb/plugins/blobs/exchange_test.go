@@ -34,7 +34,7 @@ func newNetwork() *network {
 	return n
 }
 
-func (n *network) start(t *testing.T, config string) *testServer {
+func (n *network) start(t testing.TB, config string) *testServer {
 	return startServerCaps(t, config, n.caps)
 }
 
@@ -538,4 +538,67 @@ func TestPeerThatDoesNotRead(t *testing.T) {
 		}
 	}
 	st.Close()
+}
+
+// A fetch that has every byte waits for one of maxCommits before the store
+// makes the blob durable, and leaves its peer's slot; while it waits for
+// the disk it is not taken for stalled, whatever the clock says.
+func TestFetchWaitsForCommit(t *testing.T) {
+	net := newNetwork()
+	a, b := net.start(t, ""), net.start(t, "")
+	data := randomBytes(70_000)
+	id := addBlob(t, a, data)
+	x := b.blobs.x
+	for range maxCommits { // the disk is busy
+		x.commits <- struct{}{}
+	}
+	wanted := wantAsync(t, b, id, 30*time.Second)
+	connect(t, b, a)
+
+	committing := func() (bool, *wantPeer) {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		for _, run := range x.fetches {
+			if run.stage == committing {
+				return true, run.peer
+			}
+		}
+		return false, nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	var ps *wantPeer
+	for ok := false; !ok; {
+		select {
+		case <-tick.C:
+			ok, ps = committing()
+		case <-deadline:
+			t.Fatal("the fetch did not reach the commit")
+		}
+	}
+	timeout := b.blobs.cfg.FetchTimeout
+	now := time.Now()
+	for i := range 6 { // three fetch timeouts, in steps shorter than one
+		x.tick(now.Add(time.Duration(i)*timeout/2), timeout)
+	}
+	if st := b.blobsStatus(t); st["fetchesStalled"].(float64) != 0 || st["fetching"].(float64) != 1 {
+		t.Fatalf("status while the fetch waits for the disk: %v; want it fetching, not stalled", st)
+	}
+	if n := len(ps.slots); n != 1 {
+		t.Fatalf("peer slots held while waiting for a commit: %d; want 1 (the transfer's, until a commit slot is free)", n)
+	}
+	for range maxCommits {
+		<-x.commits
+	}
+	await(t, "blobs.want", wanted)
+	checkBlob(t, b, data)
+	for n := -1; n != 0; { // the fetch's goroutine gives them back after the blob is announced
+		select {
+		case <-tick.C:
+			n = len(ps.slots) + len(x.slots) + len(x.commits)
+		case <-deadline:
+			t.Fatalf("%d slots still held after the fetch", n)
+		}
+	}
 }
