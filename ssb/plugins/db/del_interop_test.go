@@ -3,17 +3,16 @@ package db_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -69,30 +68,7 @@ func (p peer) keys(t *testing.T, ctx context.Context, method string, arg any) []
 // goPeer runs our server with the default plugins until the test ends.
 func goPeer(t *testing.T, caps [32]byte) *server.Server {
 	t.Helper()
-	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv
+	return servertest.Start(t, server.Config{Path: t.TempDir(), Caps: servertest.Caps(caps)}, all.Default()...).Server
 }
 
 // del against ssb-server 16 as the judge: the same data, the same calls.

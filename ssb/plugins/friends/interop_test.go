@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -33,31 +33,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // until the test ends, and returns it and its owner's connection.
 func goServer(t *testing.T, caps [32]byte) (*server.Server, *muxrpc.Endpoint, net.Addr) {
 	t.Helper()
-	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv, ssbtest.DialLocal(t, server.SocketPath(cfg.Path)), addr
+	r := servertest.Start(t, server.Config{Path: t.TempDir(), Caps: servertest.Caps(caps)}, all.Default()...)
+	return r.Server, r.Owner(t), r.Addr
 }
 
 // side is one server under test: its owner connection, its own id, and

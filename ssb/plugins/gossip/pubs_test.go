@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -33,28 +33,8 @@ func serve(t *testing.T, dir string) (*server.Server, *client.Client) {
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
-	cfg := server.Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		srv.Close()
-	})
-	return srv, &client.Client{Endpoint: ssbtest.DialLocal(t, server.SocketPath(dir))}
+	r := servertest.Start(t, server.Config{Path: dir, Caps: servertest.Caps(caps)}, all.Default()...)
+	return r.Server, &client.Client{Endpoint: r.Owner(t)}
 }
 
 // pubFeed signs pub messages of author after prev, one per address.

@@ -2,7 +2,6 @@ package lan_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
@@ -63,37 +63,8 @@ func startWith(t *testing.T, caps [32]byte, config string, p *lan.Plugin, plugin
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, plugins...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop)
-	return &sbot{srv: srv, lan: p, local: ssbtest.DialLocal(t, server.SocketPath(dir)), addr: addr, stop: stop}
+	r := servertest.Start(t, server.Config{Path: dir, Caps: servertest.Caps(caps)}, plugins...)
+	return &sbot{srv: r.Server, lan: p, local: r.Owner(t), addr: r.Addr, stop: r.Stop}
 }
 
 // eventually waits until cond holds, failing the test after within.

@@ -3,20 +3,18 @@ package links_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
@@ -51,36 +49,13 @@ func startServer(t *testing.T, dir string, plugins ...server.Plugin) (*server.Se
 	t.Helper()
 	var caps [32]byte
 	rand.Read(caps[:])
-	cfg := server.Config{Path: dir, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, plugins...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	local := ssbtest.DialLocal(t, server.SocketPath(cfg.Path))
-	var once sync.Once
+	r := servertest.Start(t, server.Config{Path: dir, Caps: servertest.Caps(caps)}, plugins...)
+	local := r.Owner(t)
 	stop := func() {
-		once.Do(func() {
-			local.Close()
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-			if err := srv.Close(); err != nil {
-				t.Error(err)
-			}
-		})
+		local.Close()
+		r.Stop()
 	}
-	t.Cleanup(stop)
-	return srv, local, stop
+	return r.Server, local, stop
 }
 
 // author publishes contents (JSON texts, key order kept) as a feed.

@@ -3,7 +3,6 @@ package ooo_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -30,31 +30,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // and returns it, its owner's connection and its address.
 func goServer(t *testing.T, caps [32]byte) (*server.Server, *client.Client, net.Addr) {
 	t.Helper()
-	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv, &client.Client{Endpoint: ssbtest.DialLocal(t, server.SocketPath(cfg.Path))}, addr
+	r := servertest.Start(t, server.Config{Path: t.TempDir(), Caps: servertest.Caps(caps)}, all.Default()...)
+	return r.Server, &client.Client{Endpoint: r.Owner(t)}, r.Addr
 }
 
 // feed returns n messages of a new author and their ids.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
@@ -41,32 +42,9 @@ func startGo(t *testing.T, caps [32]byte, path string) *goServer {
 	if path == "" {
 		path = t.TempDir()
 	}
-	cfg := server.Config{Path: path, Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	g := &goServer{Server: srv, addr: addr, caps: caps, path: path}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	g.local = &client.Client{Endpoint: ssbtest.DialLocal(t, server.SocketPath(cfg.Path))}
+	r := servertest.Start(t, server.Config{Path: path, Caps: servertest.Caps(caps)}, all.Default()...)
+	g := &goServer{Server: r.Server, addr: r.Addr, caps: caps, path: path}
+	g.local = &client.Client{Endpoint: r.Owner(t)}
 	return g
 }
 
