@@ -9,6 +9,7 @@ import (
 // as flumeview-query@8 and ssb-query@2 run it): a pipeline of stages.
 type Query struct {
 	stages []stage
+	src    Value // the query as given
 }
 
 type stageKind uint8
@@ -36,7 +37,7 @@ func Compile(q Value) (*Query, error) {
 	if _, _, err := planInput(q); err != nil {
 		return nil, err
 	}
-	out := &Query{}
+	out := &Query{src: q}
 	if q.kind != Array {
 		return out, nil
 	}

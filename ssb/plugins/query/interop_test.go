@@ -3,14 +3,12 @@ package query_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	mrand "math/rand/v2"
-	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/scuttlego/scuttle/internal/oracle"
+	"github.com/scuttlego/scuttle/internal/servertest"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/message"
@@ -32,32 +31,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // goServer runs our server with all.Default() (the query plugin among them) until
 // the test ends, and returns its owner's connection.
-func goServer(t *testing.T, caps [32]byte) (*server.Server, *muxrpc.Endpoint) {
+func goServer(t testing.TB, caps [32]byte) (*server.Server, *muxrpc.Endpoint) {
 	t.Helper()
-	cfg := server.Config{Path: t.TempDir(), Host: "127.0.0.1", Caps: base64.StdEncoding.EncodeToString(caps[:])}
-	srv, err := server.Open(cfg, nil, all.Default()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv, ssbtest.DialLocal(t, server.SocketPath(cfg.Path))
+	r := servertest.Start(t, server.Config{Path: t.TempDir(), Caps: servertest.Caps(caps)}, all.Default()...)
+	return r.Server, r.Owner(t)
 }
 
 // side is one server under test, through its owner's connection.
@@ -307,7 +284,7 @@ func (p pair) compareReads(ctx context.Context, t *testing.T, c *corpus) {
 func (p pair) comparePrivate(ctx context.Context, t *testing.T) {
 	for _, s := range []*side{p.goSide, p.jsSide} {
 		for _, text := range []string{"first secret", "second secret"} {
-			content := map[string]any{"type": "secret", "text": text, "recps": []string{s.self}}
+			content := map[string]any{"type": "secret", "text": text, "channel": "hidden", "recps": []string{s.self}}
 			if _, err := s.rpc.Async(ctx, muxrpc.Method{"publish"}, content); err != nil {
 				t.Fatalf("%s: publish: %v", s.name, err)
 			}
@@ -320,6 +297,9 @@ func (p pair) comparePrivate(ctx context.Context, t *testing.T) {
 		`{"query":[{"$filter":{"value":{"private":true}}},` + shape + `]}`,
 		`{"query":[{"$filter":{"value":{"author":"SELF","content":{"text":{"$prefix":"second"}}}}},` + shape + `]}`,
 		`{"query":[{"$filter":{"value":{"author":"SELF","content":{"type":"secret"}}}},` + shape + `]}`,
+		`{"query":[{"$filter":{"value":{"content":{"channel":"hidden"}}}},` + shape + `]}`,
+		`{"query":[{"$filter":{"value":{"content":{"channel":"hidden"}}}},` + shape + `],"reverse":true,"limit":1}`,
+		`{"query":[{"$filter":{"value":{"author":"SELF","content":{"type":"secret"}}}},` + shape + `],"reverse":true}`,
 	} {
 		g := p.goSide.read(ctx, t, "query.read", 0, p.goSide.arg(t, strings.ReplaceAll(q, "SELF", p.goSide.self)))
 		j := p.jsSide.read(ctx, t, "query.read", 0, p.jsSide.arg(t, strings.ReplaceAll(q, "SELF", p.jsSide.self)))
@@ -587,6 +567,9 @@ func TestRandomReadsLikeSSBQuery(t *testing.T) {
 			top["value"] = obj(value)
 		}
 		arg := `{"query":[{"$filter":` + obj(top) + `},{"$map":"key"}]`
+		if r.IntN(2) == 0 { // the items themselves
+			arg = `{"query":[{"$filter":` + obj(top) + `}]`
+		}
 		if r.IntN(2) == 0 {
 			arg += `,"reverse":true`
 		}

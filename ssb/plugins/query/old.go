@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -39,6 +40,9 @@ func (r *reader) old(ctx context.Context, run *mfr.Run, emit func(mfr.Value) err
 				q.Seq = int64(min(math.Ceil(*lo), math.MaxInt32))
 			}
 		}
+		if plan.Reverse {
+			return r.historyReverse(ctx, q, push)
+		}
 		iter, top, err := r.at(func() (*store.Iterator, error) { return st.History(ctx, q) })
 		if err != nil {
 			return 0, err
@@ -46,10 +50,19 @@ func (r *reader) old(ctx context.Context, run *mfr.Run, emit func(mfr.Value) err
 		return top, drain(ctx, iter, push)
 	case "type":
 		return r.byType(ctx, push)
+	case "channel":
+		ch, _ := plan.Pinned(0)
+		return r.byChannel(ctx, ch.Str(), push)
 	case "sorted":
 		return r.sorted(ctx, push)
 	}
-	// receive order, by a scan of the log
+	return r.receive(ctx, push)
+}
+
+// receive reads the log in the plan's direction: the plan's order, for an
+// index whose order is the log's once its leading fields are held.
+func (r *reader) receive(ctx context.Context, push func(store.Item) error) (uint64, error) {
+	st, plan := r.p.store, r.plan
 	iter, top, err := r.at(func() (*store.Iterator, error) { return st.Log(ctx, store.LogQuery{Reverse: plan.Reverse}) })
 	if err != nil {
 		return 0, err
@@ -59,10 +72,12 @@ func (r *reader) old(ctx context.Context, run *mfr.Run, emit func(mfr.Value) err
 
 // strategy says how the old messages are read: "scan" (no index), "log"
 // (the log index: the store's log by receive time), "history" (one
-// author's feed, for clk and aty), "type" (the store's type index, for
-// typ with one type), "receive" (an index whose order is the log's once
-// its leading fields are held to one value: a filtered scan of the log),
-// or "sorted" (the log's entries in range, sorted by their index keys).
+// author's feed, for clk and aty, in either direction), "type" (the
+// store's type index, for typ with one type), "channel" (the channel
+// view, for cha with one channel), "receive" (an index whose order is the
+// log's once its leading fields are held to one value: a filtered scan of
+// the log), or "sorted" (the log's entries in range, sorted by their
+// index keys).
 func (r *reader) strategy() string {
 	plan := r.plan
 	if plan.Index == nil {
@@ -84,7 +99,7 @@ func (r *reader) strategy() string {
 		if !pinned(1) {
 			return "sorted"
 		}
-		if a, _ := plan.Pinned(0); !plan.Reverse && isFeed(a) {
+		if a, _ := plan.Pinned(0); isFeed(a) {
 			return "history"
 		}
 		return "receive"
@@ -92,7 +107,7 @@ func (r *reader) strategy() string {
 		if !pinned(n - 1) {
 			return "sorted"
 		}
-		if a, _ := plan.Pinned(0); !plan.Reverse && isFeed(a) {
+		if a, _ := plan.Pinned(0); isFeed(a) {
 			return "history"
 		}
 		return "receive"
@@ -105,9 +120,13 @@ func (r *reader) strategy() string {
 		}
 		return "receive"
 	case "cha":
-		if pinned(n - 1) {
-			return "receive"
+		if !pinned(n - 1) {
+			return "sorted"
 		}
+		if c, _ := plan.Pinned(0); c.Kind() == mfr.String && c.Str() != "" && len(c.Str()) <= MaxChannel {
+			return "channel"
+		}
+		return "receive"
 	}
 	return "sorted"
 }
@@ -216,7 +235,7 @@ func (r *reader) sorted(ctx context.Context, push func(store.Item) error) (uint6
 	}
 	var entries []entry
 	err = drain(ctx, iter, func(it store.Item) error {
-		v, _, err := r.item(it)
+		v, _, err := r.item(r.unbox(it))
 		if err != nil {
 			return err
 		}
@@ -249,6 +268,49 @@ func (r *reader) sorted(ctx context.Context, push func(store.Item) error) (uint6
 			return 0, ctx.Err()
 		}
 		it, err := r.p.store.GetSeq(e.seq)
+		if err != nil {
+			return 0, fmt.Errorf("query: %w", err)
+		}
+		if err := push(it); err != nil {
+			return 0, err
+		}
+	}
+	return top, nil
+}
+
+// historyReverse reads a feed newest first: the receive sequences of its
+// messages (at most MaxSorted, or it reads the log backwards instead),
+// then each message, from the last.
+func (r *reader) historyReverse(ctx context.Context, q store.HistoryQuery, push func(store.Item) error) (uint64, error) {
+	st := r.p.store
+	no := false
+	q.Keys, q.Values = &no, &no
+	iter, top, err := r.at(func() (*store.Iterator, error) { return st.History(ctx, q) })
+	if err != nil {
+		return 0, err
+	}
+	var seqs []uint64
+	err = drain(ctx, iter, func(it store.Item) error {
+		if len(seqs) >= maxSorted {
+			return ErrTooMany
+		}
+		seqs = append(seqs, it.Seq)
+		return nil
+	})
+	if errors.Is(err, ErrTooMany) {
+		return r.receive(ctx, push)
+	}
+	if err != nil {
+		return 0, err
+	}
+	for i := len(seqs) - 1; i >= 0; i-- {
+		if i%64 == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		it, err := st.GetSeq(seqs[i])
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since
+		}
 		if err != nil {
 			return 0, fmt.Errorf("query: %w", err)
 		}

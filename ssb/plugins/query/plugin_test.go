@@ -34,8 +34,9 @@ func TestLiveWhileAppending(t *testing.T) {
 		"type":    map[string]any{"query": `[{"$filter":{"value":{"content":{"type":"post"}}}},{"$map":"key"}]`, "live": true, "reverse": true},
 		"scan":    map[string]any{"query": `[{"$filter":{"value":{"content":{"i":{"$gte":0}}}}},{"$map":"key"}]`, "live": true},
 		"sorted":  map[string]any{"query": `[{"$filter":{"value":{"author":{"$prefix":"@"}}}},{"$map":"key"}]`, "live": true},
+		"channel": map[string]any{"query": `[{"$filter":{"value":{"content":{"channel":"ssb"}}}},{"$map":"key"}]`, "live": true, "reverse": true},
 	}
-	want := map[string]int{"history": 40, "type": 52, "scan": 120, "sorted": 120}
+	want := map[string]int{"history": 40, "type": 52, "scan": 120, "sorted": 120, "channel": 10}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for _, raw := range raws[30:] {

@@ -18,10 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"sync"
+	"time"
 
 	mfr "github.com/scuttlego/scuttle/ssb/query"
 
+	"github.com/scuttlego/scuttle/ssb/index"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/store"
@@ -47,6 +51,13 @@ var ErrTooMany = errors.New("query: too many messages to sort for this index; na
 type Plugin struct {
 	srv   *server.Server
 	store *store.Store
+	log   *slog.Logger
+	dir   string // of the channel view
+
+	// The channel view is opened by Run and closed when Run returns;
+	// opened is closed once view is set.
+	view   *index.View
+	opened chan struct{}
 
 	privOnce sync.Once
 	priv     Private
@@ -65,9 +76,14 @@ func New() *Plugin { return &Plugin{} }
 // Name returns "query".
 func (p *Plugin) Name() string { return "query" }
 
-// Init takes the server's store.
+// Init takes the server's store; the channel view lives in
+// <path>/indexes.
 func (p *Plugin) Init(s *server.Server) error {
-	p.srv, p.store = s, s.Store()
+	p.srv, p.store, p.log = s, s.Store(), s.Logger()
+	p.dir, p.opened = filepath.Join(s.Config().Path, "indexes"), make(chan struct{})
+	if p.log == nil {
+		p.log = slog.Default()
+	}
 	return nil
 }
 
@@ -145,17 +161,75 @@ func (p *Plugin) read(ctx context.Context, _ *server.Conn, req *muxrpc.Request) 
 		req.Fail(err)
 		return
 	}
-	var buf []byte
-	err = r.run(ctx, func(v mfr.Value) error {
-		if v.Kind() == mfr.String { // muxrpc sends a string as one
-			return req.Stream().SendRaw(muxrpc.String, append(buf[:0], v.UTF8()...))
-		}
-		buf = v.AppendJSON(buf[:0])
-		return req.Stream().SendRaw(muxrpc.JSON, buf)
-	})
+	out := &sender{st: req.Stream(), buffered: true}
+	r.endOld = func() error {
+		out.buffered = false
+		return out.flush()
+	}
+	err = r.run(ctx, out.send)
+	if ferr := out.flush(); err == nil || errors.Is(err, errStop) {
+		err = ferr
+	}
 	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrClosed) && !errors.Is(err, errStop) {
 		req.Fail(err)
 	}
+}
+
+// A sender sends a read's results. While buffered (the old messages), it
+// holds them until it has sendBurst bytes of them or has held the first
+// for sendDelay, then sends them one after the other, so that the
+// connection's writer takes many at once rather than waking for each.
+type sender struct {
+	st       *muxrpc.Stream
+	buffered bool
+	buf      []byte // the bodies held, back to back
+	held     []heldPacket
+	first    time.Time // when the first held was
+}
+
+type heldPacket struct {
+	typ muxrpc.BodyType
+	end int // of its body in buf
+}
+
+// How many bytes of results a sender holds, and for how long.
+const (
+	sendBurst = 16 << 10
+	sendDelay = 10 * time.Millisecond
+)
+
+func (s *sender) send(v mfr.Value, raw []byte) error {
+	typ := muxrpc.JSON
+	switch {
+	case raw != nil:
+		s.buf = append(s.buf, raw...)
+	case v.Kind() == mfr.String: // muxrpc sends a string as one
+		typ = muxrpc.String
+		s.buf = append(s.buf, v.UTF8()...)
+	default:
+		s.buf = v.AppendJSON(s.buf)
+	}
+	s.held = append(s.held, heldPacket{typ, len(s.buf)})
+	if len(s.held) == 1 {
+		s.first = time.Now()
+	}
+	if !s.buffered || len(s.buf) >= sendBurst || time.Since(s.first) >= sendDelay {
+		return s.flush()
+	}
+	return nil
+}
+
+// flush sends what the sender holds.
+func (s *sender) flush() error {
+	start := 0
+	for _, h := range s.held {
+		if err := s.st.SendRaw(h.typ, s.buf[start:h.end]); err != nil {
+			return err
+		}
+		start = h.end
+	}
+	s.buf, s.held = s.buf[:0], s.held[:0]
+	return nil
 }
 
 var syncMarker, _ = mfr.ParseJSON([]byte(`{"sync":true}`))
@@ -171,7 +245,21 @@ type reader struct {
 	plan  *mfr.Plan
 	q     *mfr.Query
 	unbox func(store.Item) store.Item
+
+	// rf is the query's first $filter on the stored JSON, nil when it has
+	// none that can be: it drops what it surely does not match before the
+	// message is decoded. When it is the whole query and implies the
+	// plan's range (direct), what it surely matches is sent as stored.
+	rf      *mfr.RawFilter
+	direct  bool
+	emitRaw func([]byte) error
+	buf     []byte
+	endOld  func() error // sends the results held, and the next at once
 }
+
+// rawFilters turns the raw filter off, for tests that compare the two
+// ways.
+var rawFilters = true
 
 func (p *Plugin) start(o mfr.Options) (*reader, error) {
 	plan, err := mfr.Explain(o)
@@ -186,6 +274,11 @@ func (p *Plugin) start(o mfr.Options) (*reader, error) {
 		return nil, err
 	}
 	r := &reader{p: p, o: o, plan: plan, q: q, unbox: func(it store.Item) store.Item { return it }}
+	if rawFilters {
+		if r.rf = q.RawFilter(plan.Index != nil); r.rf != nil {
+			r.direct = r.rf.Only() && plan.Implies(r.rf)
+		}
+	}
 	if priv := p.private(); priv != nil {
 		r.unbox = func(it store.Item) store.Item {
 			if u, ok := priv.UnboxItem(it); ok {
@@ -200,10 +293,10 @@ func (p *Plugin) start(o mfr.Options) (*reader, error) {
 // run reads the old messages (those stored when it starts, up to a
 // receive sequence it knows exactly) in the plan's order, then, when live,
 // every later message in receive order, through the query.
-func (r *reader) run(ctx context.Context, send func(mfr.Value) error) error {
+func (r *reader) run(ctx context.Context, send func(v mfr.Value, raw []byte) error) error {
 	var sent int64
-	emit := func(v mfr.Value) error {
-		if err := send(v); err != nil {
+	count := func(err error) error {
+		if err != nil {
 			return err
 		}
 		sent++
@@ -212,6 +305,8 @@ func (r *reader) run(ctx context.Context, send func(mfr.Value) error) error {
 		}
 		return nil
 	}
+	emit := func(v mfr.Value) error { return count(send(v, nil)) }
+	r.emitRaw = func(raw []byte) error { return count(send(mfr.Value{}, raw)) }
 	run := r.q.NewRun(Budget)
 	if r.o.Live && r.q.Buffers() {
 		// A $reduce or $sort gives its result when the stream ends, and
@@ -232,6 +327,9 @@ func (r *reader) run(ctx context.Context, send func(mfr.Value) error) error {
 	if !r.o.Live {
 		return nil
 	}
+	if err := r.endOld(); err != nil {
+		return err
+	}
 	if r.o.Old && r.plan.Index != nil && !r.o.Sync.IsFalse() {
 		// pull-level (the index) marks the end of the old messages; a scan
 		// of the log does not. Filters and maps pass it, limit counts it.
@@ -245,6 +343,23 @@ func (r *reader) run(ctx context.Context, send func(mfr.Value) error) error {
 // push runs one stored item through the query when it is in the plan's
 // range.
 func (r *reader) push(run *mfr.Run, it store.Item, emit func(mfr.Value) error) error {
+	it = r.unbox(it)
+	if r.rf != nil {
+		var key string
+		if r.direct || r.rf.UsesKey() {
+			key = it.Key.String()
+		}
+		match, sure := r.rf.Match(key, it.Value, it.Timestamp)
+		if sure && !match {
+			return nil
+		}
+		if sure && r.direct {
+			var ok bool
+			if r.buf, ok = mfr.AppendRawItem(r.buf[:0], key, it.Value, it.Timestamp, r.plan.Index != nil); ok {
+				return r.emitRaw(r.buf)
+			}
+		}
+	}
 	v, ok, err := r.item(it)
 	if err != nil || !ok {
 		return err
@@ -252,10 +367,9 @@ func (r *reader) push(run *mfr.Run, it store.Item, emit func(mfr.Value) error) e
 	return run.Push(v, emit)
 }
 
-// item makes the JavaScript item of a stored one (decrypted when ours),
-// and reports whether the plan's range holds it.
+// item makes the JavaScript item of a stored one (decrypted already when
+// ours), and reports whether the plan's range holds it.
 func (r *reader) item(it store.Item) (mfr.Value, bool, error) {
-	it = r.unbox(it)
 	value, err := mfr.ParseJSON(it.Value)
 	if err != nil {
 		return mfr.Value{}, false, fmt.Errorf("query: stored message %d: %w", it.Seq, err)
