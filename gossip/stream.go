@@ -213,8 +213,11 @@ func (s *Stream) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		first error
 	)
 	end := func(err error) {
-		if errors.Is(err, ErrClosed) || hangup(err) {
-			err = nil // closed on this side, or the peer hung up
+		if err == nil || errors.Is(err, ErrClosed) || hangup(err) {
+			// Closed on this side, or the peer hung up. The stream's own
+			// error (ErrGarbage) is set before its reader sees the end,
+			// so whichever copy ends first reports it.
+			err = s.Err()
 		}
 		once.Do(func() { first = err })
 		conn.Close()

@@ -175,9 +175,14 @@ func dialFake(t *testing.T, s *testServer, announce map[string]any, serve func(c
 		t.Fatal(err)
 	}
 	f := &fakePeer{t: t, getEnd: make(chan error, 16)}
+	asked := make(chan struct{}, 1) // the server has taken the peer in
 	h := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
 		switch req.Method.String() {
 		case "blobs.createWants":
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
 			st := req.Stream()
 			if st.Send(announce) != nil {
 				return
@@ -202,6 +207,11 @@ func dialFake(t *testing.T, s *testServer, announce map[string]any, serve func(c
 	}
 	t.Cleanup(func() { c.Close() })
 	f.c = c
+	select {
+	case <-asked:
+	case <-ctx.Done():
+		t.Fatal("the server did not open its createWants stream to the peer")
+	}
 	return f
 }
 
