@@ -7,6 +7,7 @@
 package refs
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -63,6 +64,9 @@ func (b Blob) String() string    { return format('&', b.hash[:], SuffixSHA256) }
 
 // IsZero reports whether f is the zero Feed (no key).
 func (f Feed) IsZero() bool { return f == Feed{} }
+
+// Compare orders feeds by their keys' bytes: -1, 0 or +1.
+func (f Feed) Compare(g Feed) int { return bytes.Compare(f.key[:], g.key[:]) }
 
 // IsZero reports whether m is the zero Message.
 func (m Message) IsZero() bool { return m == Message{} }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -30,6 +31,15 @@ func (r *Replicator) loadClock(peer refs.Feed) map[refs.Feed]int64 {
 	clock := make(map[refs.Feed]int64)
 	if r.ClockDir == "" {
 		return clock
+	}
+	r.mu.Lock()
+	pending, ok := r.clockQueue[peer]
+	if !ok {
+		pending, ok = r.clockWriting[peer]
+	}
+	r.mu.Unlock()
+	if ok { // not written yet
+		return maps.Clone(pending)
 	}
 	b, err := os.ReadFile(r.clockPath(peer))
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/scuttlego/scuttle/ssb/replicate/ebt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -16,8 +18,8 @@ func TestNoteEncoding(t *testing.T) {
 		rx   bool
 		want int64
 	}{{0, true, 0}, {225, true, 450}, {6, true, 12}, {1, false, 3}} {
-		if got := note(tc.seq, tc.rx); got != tc.want {
-			t.Errorf("note(%d, %v) = %d, want %d", tc.seq, tc.rx, got, tc.want)
+		if got := ebt.Value(tc.seq, tc.rx); got != tc.want {
+			t.Errorf("ebt.Value(%d, %v) = %d, want %d", tc.seq, tc.rx, got, tc.want)
 		}
 		if v := tc.want; v>>1 != tc.seq || (v&1 == 0) != tc.rx {
 			t.Errorf("%d decodes to %d, %v", v, v>>1, v&1 == 0)

@@ -17,6 +17,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate/ebt"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
@@ -62,7 +63,7 @@ func (d *disorderly) handle(ctx context.Context, req *muxrpc.Request) {
 		<-ctx.Done()
 	case req.Method.String() == "ebt.replicate" && d.ebt:
 		s := req.Stream()
-		if s.Send(map[string]int64{d.f.String(): note(int64(len(d.feed)), false)}) != nil {
+		if s.Send(map[string]int64{d.f.String(): ebt.Value(int64(len(d.feed)), false)}) != nil {
 			return
 		}
 		for {

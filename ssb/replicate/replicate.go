@@ -30,6 +30,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate/ebt"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
@@ -44,23 +45,28 @@ type Replicator struct {
 	log   *slog.Logger
 	graph *graph.Graph
 
-	upd      sync.Mutex // serializes update: each computes from the graph as it is
-	mu       sync.Mutex
-	wanted   map[refs.Feed]bool
-	peers    map[*peer]struct{}
-	byConn   map[*muxrpc.Endpoint]*peer
-	heard    map[*muxrpc.Endpoint]*event // of each connection AddPeer was given, until it is done with it
-	ebts     map[*ebtSession]struct{}
-	rxFrom   map[refs.Feed]*ebtSession // the EBT session each feed is received from
-	wantGen  int                       // counts changes of wanted
-	ebtStall atomic.Int64              // SetEBTStall
-	errors   map[refs.Feed]error       // the last invalid message of each feed
-	forked   map[refs.Feed]bool
-	requests map[refs.Feed]bool               // Request: replicate (true) or not, whatever the graph says
-	blocks   map[refs.Feed]map[refs.Feed]bool // Block: feed -> peers that do not get it
-	serving  map[*served]struct{}             // live history streams served to peers (Serving)
-	wantSubs map[*wantSub]struct{}            // WatchWanted
-	wg       sync.WaitGroup
+	upd    sync.Mutex // serializes update: each computes from the graph as it is
+	mu     sync.Mutex
+	wanted map[refs.Feed]bool
+	peers  map[*peer]struct{}
+	byConn map[*muxrpc.Endpoint]*peer
+	heard  map[*muxrpc.Endpoint]*event // of each connection AddPeer was given, until it is done with it
+	// EBT: the machine (package ebt) and its driver's state, under mu.
+	machine      *ebt.Machine
+	ebts         map[ebt.SessionID]*ebtSession
+	nextSession  uint64
+	clockQueue   map[refs.Feed]map[refs.Feed]int64 // peers' clocks to store
+	clockWriting map[refs.Feed]map[refs.Feed]int64 // and being stored
+	saving       bool                              // saveClocks runs
+	pumpMu       sync.Mutex                        // serializes startPump
+	pumping      bool                              // under pumpMu
+	errors       map[refs.Feed]error               // the last invalid message of each feed
+	forked       map[refs.Feed]bool
+	requests     map[refs.Feed]bool               // Request: replicate (true) or not, whatever the graph says
+	blocks       map[refs.Feed]map[refs.Feed]bool // Block: feed -> peers that do not get it
+	serving      map[*served]struct{}             // live history streams served to peers (Serving)
+	wantSubs     map[*wantSub]struct{}            // WatchWanted
+	wg           sync.WaitGroup
 
 	// NoEBT replicates with createHistoryStream only: it neither calls nor
 	// expects ebt.replicate. Set it before AddPeer.
@@ -97,7 +103,13 @@ func (r *Replicator) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.stats
+	ms := r.machine.Stats()
 	st.ActiveEBT = len(r.ebts)
+	st.EBTSessions = ms.Sessions
+	st.Notes = ms.Notes
+	st.NoteFeeds = ms.NoteFeeds
+	st.SkippedFeeds = ms.Skipped
+	st.Duplicates += ms.Duplicates
 	return st
 }
 
@@ -128,14 +140,16 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 	}
 	return &Replicator{
 		store: st, self: self, hops: hops, log: log, graph: graph.New(),
-		wanted: map[refs.Feed]bool{self: true},
-		peers:  make(map[*peer]struct{}),
-		byConn: make(map[*muxrpc.Endpoint]*peer),
-		heard:  make(map[*muxrpc.Endpoint]*event),
-		ebts:   make(map[*ebtSession]struct{}),
-		rxFrom: make(map[refs.Feed]*ebtSession),
-		errors: make(map[refs.Feed]error),
-		forked: make(map[refs.Feed]bool),
+		wanted:       map[refs.Feed]bool{self: true},
+		peers:        make(map[*peer]struct{}),
+		byConn:       make(map[*muxrpc.Endpoint]*peer),
+		heard:        make(map[*muxrpc.Endpoint]*event),
+		machine:      ebt.New(ebt.Config{}, self, nil, time.Now()),
+		ebts:         make(map[ebt.SessionID]*ebtSession),
+		clockQueue:   make(map[refs.Feed]map[refs.Feed]int64),
+		clockWriting: make(map[refs.Feed]map[refs.Feed]int64),
+		errors:       make(map[refs.Feed]error),
+		forked:       make(map[refs.Feed]bool),
 
 		requests: make(map[refs.Feed]bool),
 		blocks:   make(map[refs.Feed]map[refs.Feed]bool),
@@ -244,10 +258,15 @@ func (r *Replicator) update() {
 		}
 	}
 	r.wanted = next
-	r.wantGen++
-	for _, f := range removed {
-		delete(r.rxFrom, f)
+	wanted := make([]refs.Feed, 0, len(next))
+	for f := range next {
+		wanted = append(wanted, f)
 	}
+	// EBT sessions note the new feeds on the machine's next tick, so
+	// that a burst of contacts makes one note; feeds given up are noted
+	// -1 now.
+	r.machine.SetWanted(wanted)
+	r.flushLocked()
 	for p := range r.peers {
 		for _, f := range removed {
 			if fe := p.asking[f]; fe != nil {
@@ -259,18 +278,7 @@ func (r *Replicator) update() {
 			r.askLocked(p)
 		}
 	}
-	sessions := make([]*ebtSession, 0, len(r.ebts))
-	for es := range r.ebts {
-		sessions = append(sessions, es)
-	}
 	r.mu.Unlock()
-	// EBT sessions note the new feeds on their next tick, so that a burst
-	// of contacts makes one note; feeds given up are noted -1 now.
-	for _, f := range removed {
-		for _, es := range sessions {
-			es.giveUp(f)
-		}
-	}
 	r.notifyWanted(added, removed)
 	r.recheckServing()
 }
@@ -671,12 +679,10 @@ func (r *Replicator) Progress() Progress {
 		wanted = append(wanted, f)
 	}
 	known := make(map[refs.Feed]int64)
-	for es := range r.ebts {
-		es.mu.Lock()
-		for f, seq := range es.theirs {
+	for id := range r.ebts {
+		for f, seq := range r.machine.Clock(id) {
 			known[f] = max(known[f], seq)
 		}
-		es.mu.Unlock()
 	}
 	r.mu.Unlock()
 	var p Progress
@@ -718,20 +724,18 @@ func (r *Replicator) Peers() []PeerProgress {
 		out = append(out, PeerProgress{Peer: p.id.String(), Mode: mode, Received: p.received})
 	}
 	clocks := make(map[int]map[refs.Feed]int64)
-	for es := range r.ebts {
+	for id, es := range r.ebts {
 		i, ok := at[es.p]
 		if !ok {
 			continue
 		}
 		out[i].Mode = "ebt"
-		es.mu.Lock()
 		c := make(map[refs.Feed]int64)
-		for f, seq := range es.theirs {
+		for f, seq := range r.machine.Clock(id) {
 			if r.wanted[f] {
 				c[f] = seq
 			}
 		}
-		es.mu.Unlock()
 		clocks[i] = c
 	}
 	r.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate/ebt"
 	"github.com/scuttlego/scuttle/ssb/store"
 )
 
@@ -96,7 +97,7 @@ func (p *ebtPeer) appendTo(n int) {
 	case p.ours >= 0 && p.ours&1 == 0:
 		p.sendLocked()
 	case p.ours >= 0:
-		p.s.Send(map[string]int64{p.f.String(): note(int64(n), false)})
+		p.s.Send(map[string]int64{p.f.String(): ebt.Value(int64(n), false)})
 	}
 }
 
@@ -120,19 +121,19 @@ func TestRewantedFeedIsNoted(t *testing.T) {
 		run  func(t *testing.T, h *rewantHarness)
 	}{
 		{"noted before followed", func(t *testing.T, h *rewantHarness) {
-			h.connect(map[string]int64{h.peer.f.String(): note(0, true)})
+			h.connect(map[string]int64{h.peer.f.String(): ebt.Value(0, true)})
 			h.wantNotes(t, -1) // not wanted yet
 			h.follow(t, true)
 		}},
 		{"given up and followed again", func(t *testing.T, h *rewantHarness) {
 			h.follow(t, true)
-			h.connect(map[string]int64{h.peer.f.String(): note(0, true)})
+			h.connect(map[string]int64{h.peer.f.String(): ebt.Value(0, true)})
 			h.follow(t, false)
-			h.wantNotes(t, note(0, true), -1)
+			h.wantNotes(t, ebt.Value(0, true), -1)
 			h.follow(t, true)
 		}},
 		{"noted -1 in the last session", func(t *testing.T, h *rewantHarness) {
-			h.connect(map[string]int64{h.peer.f.String(): note(0, true)})
+			h.connect(map[string]int64{h.peer.f.String(): ebt.Value(0, true)})
 			h.wantNotes(t, -1)
 			h.disconnect()
 			h.follow(t, true)

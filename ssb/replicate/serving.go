@@ -43,20 +43,14 @@ func (r *Replicator) recheckServing() {
 	}
 }
 
-// blockChanged applies a change of Block(from, to, …) to what runs: the
-// history streams served, the legacy streams asked and the EBT sessions
-// with peer to. A block from our own feed closes the replicating
+// blockChanged applies a change of Block(from, to, …) or of the graph to
+// what runs: the history streams served, the legacy streams asked and the
+// EBT machine. A block from our own feed closes the replicating
 // connections with to.
 func (r *Replicator) blockChanged(from, to refs.Feed) {
 	r.recheckServing()
 	self := from == r.self
 	r.mu.Lock()
-	var sessions []*ebtSession
-	for es := range r.ebts {
-		if es.p.id == to {
-			sessions = append(sessions, es)
-		}
-	}
 	var closing []*peer
 	for p := range r.peers {
 		if p.id != to {
@@ -74,20 +68,11 @@ func (r *Replicator) blockChanged(from, to refs.Feed) {
 			r.askLocked(p)
 		}
 	}
-	r.wantGen++ // sessions note what became shared on their next tick
+	r.machine.Exclude(from, to, r.excludesLocked(from, to))
+	r.flushLocked()
 	r.mu.Unlock()
 	for _, p := range closing {
 		r.log.Info("replicate: a peer is blocked; closing its connection", "peer", to.String())
 		r.wg.Go(func() { p.e.Close() }) // goodbye waits for the flush
-	}
-	for _, es := range sessions {
-		if self {
-			continue // closed above, or unblocked: notes as usual
-		}
-		if r.withheld(from, to) {
-			es.withhold(from)
-		} else {
-			es.share(from)
-		}
 	}
 }

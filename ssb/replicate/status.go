@@ -48,27 +48,24 @@ func (r *Replicator) PeerStatus(feed refs.Feed) FeedStatus {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for es := range r.ebts {
-		es.mu.Lock()
+	for id, es := range r.ebts {
+		fs := r.machine.Feed(id, feed)
 		var pf PeerFeed
-		if seq, ok := es.theirs[feed]; ok {
+		if fs.Known {
+			seq := fs.Theirs
 			pf.Seq = &seq
 		}
-		told, isTold := es.told[feed]
-		rx, noted := es.rx[feed]
-		tx := es.sending[feed] != nil
-		if isTold || noted || tx {
-			rep := &Replicating{Tx: tx, Rx: rx && r.rxFrom[feed] == es, Sent: pf.Seq}
-			if isTold {
+		if fs.Told || fs.Noted || fs.Sending {
+			rep := &Replicating{Tx: fs.Sending, Rx: fs.Receiving, Sent: pf.Seq}
+			if fs.Told {
 				req := int64(-1)
-				if told >= 0 {
-					req = told >> 1
+				if fs.Value >= 0 {
+					req = fs.Value >> 1
 				}
 				rep.Requested = &req
 			}
 			pf.Replicating = rep
 		}
-		es.mu.Unlock()
 		if pf.Seq != nil || pf.Replicating != nil {
 			st.Peers[es.p.id.String()] = pf
 		}
@@ -166,10 +163,9 @@ func (c *changer) next(ctx context.Context) (Change, error) {
 	incomplete := make(map[refs.Feed]bool)
 	r.mu.Lock()
 	wanted := maps.Clone(r.wanted)
-	for es := range r.ebts {
-		es.mu.Lock()
+	for id, es := range r.ebts {
 		pending := 0
-		for f, seq := range es.theirs {
+		for f, seq := range r.machine.Clock(id) {
 			if seq <= 0 {
 				continue
 			}
@@ -179,7 +175,6 @@ func (c *changer) next(ctx context.Context) (Change, error) {
 				incomplete[f] = true
 			}
 		}
-		es.mu.Unlock()
 		if pending > 0 {
 			ch.PendingPeers[es.p.id.String()] += pending
 		}
