@@ -138,7 +138,7 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Replicator{
+	r := &Replicator{
 		store: st, self: self, hops: hops, log: log, graph: graph.New(),
 		wanted:       map[refs.Feed]bool{self: true},
 		peers:        make(map[*peer]struct{}),
@@ -156,6 +156,18 @@ func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicato
 		serving:  make(map[*served]struct{}),
 		wantSubs: make(map[*wantSub]struct{}),
 	}
+	// A deletion (del) lowers what is stored of a feed: EBT sessions ask
+	// for it again.
+	if st == nil {
+		return r // policy tests: no store
+	}
+	st.OnDelete(func(d store.Deletion) {
+		r.mu.Lock()
+		r.machine.Deleted(d.Feed, d.Head.Sequence)
+		r.flushLocked()
+		r.mu.Unlock()
+	})
+	return r
 }
 
 // Graph returns the follow graph the replicator keeps.

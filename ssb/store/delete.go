@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -141,7 +143,33 @@ func (s *Store) deleteTx(tx *bolt.Tx, r *request) {
 	s.commits.Add(1)
 	d := r.del.out
 	s.log.Info("store: deleted", "feed", d.Feed, "messages", n, "head", d.Head.Sequence, "took", time.Since(start))
+	s.mu.Lock()
+	hooks := slices.Collect(maps.Values(s.onDelete))
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn(d)
+	}
 	r.reply(nil)
+}
+
+// OnDelete registers fn to be told of each deletion once it is durable,
+// before the deleting call returns (replication uses it to ask peers for
+// a feed again). fn runs in the store's committer: it must be quick and
+// must not write to the store. The returned function unregisters it.
+func (s *Store) OnDelete(fn func(Deletion)) (remove func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onDelete == nil {
+		s.onDelete = make(map[uint64]func(Deletion))
+	}
+	s.hookID++
+	id := s.hookID
+	s.onDelete[id] = fn
+	return func() {
+		s.mu.Lock()
+		delete(s.onDelete, id)
+		s.mu.Unlock()
+	}
 }
 
 // deleteChunk is how many messages remove reads before it deletes them:

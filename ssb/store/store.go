@@ -69,7 +69,10 @@ type Store struct {
 	deleted uint64        // messages deleted: positions up to durable the log lacks
 	notify  chan struct{} // closed and replaced after each commit
 	done    chan struct{} // closed by Close: wakes live readers
-	senders sync.WaitGroup
+	// onDelete holds the OnDelete hooks, by registration number.
+	onDelete map[uint64]func(Deletion)
+	hookID   uint64
+	senders  sync.WaitGroup
 
 	commits  atomic.Uint64
 	appended atomic.Uint64

@@ -683,6 +683,27 @@ func (m *Machine) Appended(f refs.Feed, seq int64) {
 	}
 }
 
+// Deleted records that f is now stored only up to seq (the rest was
+// deleted): the sessions that were noted f are told, the one f is received
+// from asked again from there.
+func (m *Machine) Deleted(f refs.Feed, seq int64) {
+	if seq >= m.ours[f] {
+		return
+	}
+	if seq <= 0 {
+		delete(m.ours, f)
+	} else {
+		m.ours[f] = seq
+	}
+	m.inflight[f] = seq
+	for _, id := range m.sortedSessions() {
+		s := m.sessions[id]
+		if rx, noted := s.rx[f]; noted && s.started && !m.withheld(f, s.peer) {
+			m.note(s, f, Value(seq, rx))
+		}
+	}
+}
+
 // AppendFailed records that an append of f from the session failed: with a
 // message out of order (outOfOrder), after which f is asked again later,
 // or with an invalid message, after which f is not taken from the peer for

@@ -30,6 +30,7 @@ import (
 //	note s=1 alice=10+ bob=3 carol=-1
 //	message s=1 alice 11          -> append | drop
 //	appended alice 12
+//	deleted alice 4               (alice is now stored up to 4)
 //	failed s=1 alice order|invalid
 //	close s=1
 //	want alice,bob                (our own feed is always wanted)
@@ -190,6 +191,15 @@ func (h *harness) run(d *datadriven.TestData) (string, error) {
 			return "", err
 		}
 		h.m.Appended(feed(d.CmdArgs[0].Key), seq)
+	case "deleted":
+		if len(d.CmdArgs) != 2 {
+			return "", fmt.Errorf("deleted FEED SEQ")
+		}
+		seq, err := strconv.ParseInt(d.CmdArgs[1].Key, 10, 64)
+		if err != nil {
+			return "", err
+		}
+		h.m.Deleted(feed(d.CmdArgs[0].Key), seq)
 	case "failed":
 		id, rest, err := sessionArg(d.CmdArgs)
 		if err != nil || len(rest) != 2 {
