@@ -19,47 +19,35 @@ import (
 
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/server/schedule"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
 
-// Scheduler settings.
+// Scheduler settings: the defaults of schedule.Config, which document
+// them (the server's tests read them here).
 const (
 	// DefaultOutbound is how many connections the scheduler keeps to
 	// known peers.
-	DefaultOutbound = 3
-	// schedulerTick is how often the scheduler looks for peers to dial.
-	schedulerTick = 500 * time.Millisecond
-	// Back-off after a failed or lost connection: minBackoff doubling to
-	// maxBackoff, with up to half again of jitter.
-	minBackoff = 500 * time.Millisecond
-	maxBackoff = 5 * time.Minute
-	// stableAfter is how long a connection must last for its end not to
-	// count as a flap: a peer that accepts and soon closes is dialed again
-	// with the same back-off as one that fails.
-	stableAfter = 30 * time.Second
-	// maxDialFailures is how many dials in a row an automatically found
-	// peer (SourcePub) may fail, never having connected since it was
-	// added, before it is dropped from the known peers: with the back-off
-	// above, about 8 minutes of trying.
-	maxDialFailures = 10
-	// maxPubPeers bounds the known peers found in pub messages; more are
-	// ignored until some are dropped.
-	maxPubPeers = 1000
-	// droppedFor is how long a dropped peer is not added again from the
-	// same kind of source; droppedMax bounds how many are remembered.
-	droppedFor = time.Hour
-	droppedMax = 4096
+	DefaultOutbound = schedule.DefaultOutbound
+	schedulerTick   = schedule.DefaultTick
+	minBackoff      = schedule.DefaultMinBackoff
+	maxBackoff      = schedule.DefaultMaxBackoff
+	stableAfter     = schedule.DefaultStableAfter
+	maxDialFailures = schedule.DefaultMaxDialFailures
+	maxPubPeers     = schedule.DefaultMaxPubPeers
+	droppedFor      = schedule.DefaultDroppedFor
+	droppedMax      = schedule.DefaultDroppedMax
 )
 
 // Where known peers come from, as gossip.peers shows them in "source".
 const (
 	// SourceManual is a peer the owner added (AddPeer, Connect,
 	// gossip.add, gossip.connect).
-	SourceManual = "manual"
+	SourceManual = schedule.SourceManual
 	// SourcePub is a peer announced by a pub message of a feed in the
 	// store (as ssb-gossip adds them). These are dropped after
 	// maxDialFailures failed dials in a row.
-	SourcePub = "pub"
+	SourcePub = schedule.SourcePub
 	// SourceInvite is the pub of an invite this server accepted.
 	SourceInvite = "invite"
 	// SourceLocal is a peer found on the local network.
@@ -67,7 +55,8 @@ const (
 )
 
 // A knownPeer is a peer the server dials: an address and its key,
-// persisted in <path>/gossip.json.
+// persisted in <path>/gossip.json, with what ssb-gossip shows of it
+// beside the scheduler's state.
 type knownPeer struct {
 	Address string `json:"address"`
 	Key     string `json:"key"`
@@ -79,15 +68,10 @@ type knownPeer struct {
 
 	hostPort    string
 	feed        refs.Feed
-	failures    int
-	nextTry     time.Time
-	lastError   string
-	stateChange time.Time // last connect, disconnect, dial or failure
-	client      *bool     // whether the last connection was dialed by us; nil before one
-	connectedAt time.Time // when the open connection started
-	flaps       int       // connections in a row that ended within stableAfter
-	everUp      bool      // connected at least once since it was added
-	announcers  int       // times it was added again (ssb-gossip's announcers), from 1
+	st          schedule.PeerState // the scheduler's, after the last input
+	nextTry     time.Time          // st.NextTry
+	connectedAt time.Time          // when its feed's current connection opened
+	announcers  int                // times it was added again (ssb-gossip's announcers), from 1
 	duration    *durationStats
 }
 
@@ -111,23 +95,27 @@ func (d *durationStats) add(v float64) *durationStats {
 	return n
 }
 
-// droppable reports whether the peer is dropped after failing to connect
-// maxDialFailures times in a row: peers found automatically that have not
-// connected since they were added.
-func (k *knownPeer) droppable() bool { return k.Source == SourcePub && !k.everUp }
-
-// peers is the server's address book and who is connected.
+// peers drives the connection scheduler (package schedule): it gives it
+// the events, with the time, under one lock, and carries out what it
+// decides (dials, closes, watchers' events, gossip.json).
 type peers struct {
 	path string
 
-	mu        sync.Mutex
-	known     map[string]*knownPeer // by address
-	connected map[refs.Feed]int     // open connections by peer
-	dialing   map[string]bool
-	paused    bool     // the scheduler dials no one (EnableScheduler(false))
-	listen    net.Addr // the TCP listener's address, once Serve listens
-	watchers  map[*PeerWatch]bool
-	dropped   map[string]time.Time // address -> when it was dropped (bounded by droppedMax)
+	mu       sync.Mutex
+	m        *schedule.Scheduler
+	known    map[string]*knownPeer // by address: the scheduler's known peers
+	conns    map[schedule.ConnID]openConn
+	byFeed   map[refs.Feed][]schedule.ConnID // connections reported by up, for down
+	lastID   schedule.ConnID
+	listen   net.Addr // the TCP listener's address, once Serve listens
+	watchers map[*PeerWatch]bool
+}
+
+// An openConn is a connection the scheduler counts, and how to close it.
+type openConn struct {
+	feed  refs.Feed
+	at    time.Time
+	close func() // nil for one reported by up: the peer closes a duplicate
 }
 
 // Peer event types, as ssb-gossip's changes stream names them.
@@ -201,8 +189,8 @@ func (p *peers) emitLocked(typ string, k *knownPeer, source string) {
 }
 
 func loadPeers(path string) (*peers, error) {
-	p := &peers{path: path, known: make(map[string]*knownPeer), connected: make(map[refs.Feed]int), dialing: make(map[string]bool),
-		watchers: make(map[*PeerWatch]bool), dropped: make(map[string]time.Time)}
+	p := &peers{path: path, m: schedule.New(schedule.Config{Seed: rand.Uint64()}), known: make(map[string]*knownPeer),
+		conns: make(map[schedule.ConnID]openConn), byFeed: make(map[refs.Feed][]schedule.ConnID), watchers: make(map[*PeerWatch]bool)}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
@@ -220,9 +208,22 @@ func loadPeers(path string) (*peers, error) {
 			continue
 		}
 		k.hostPort, k.feed = hostPort, feed
-		p.known[k.Address] = k
+		if added, _ := p.m.Add(schedule.Peer{Addr: k.Address, Feed: feed}, k.Source, time.Now()); added {
+			p.known[k.Address] = k
+		}
 	}
+	p.m.Ready() // nobody watches yet, and the file is as read
+	p.refreshLocked()
 	return p, nil
+}
+
+// bind gives the scheduler the server's key (for the cross-dial rule)
+// and its Config.Outbound.
+func (p *peers) bind(self refs.Feed, outbound int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m.SetSelf(self)
+	p.m.SetOutbound(outbound)
 }
 
 // saveLocked writes the address book atomically.
@@ -243,9 +244,87 @@ func (p *peers) saveLocked() error {
 	return os.Rename(tmp, p.path)
 }
 
+// applyLocked carries out what the scheduler decided after an input at
+// now: the view records follow (a connect starts the connection's
+// duration, a disconnect adds it to the statistics, a remove forgets the
+// record), the watchers are told, and the address book is saved when it
+// changed. It returns the dials to start, the closes to run once p.mu is
+// released, and the save's error.
+func (p *peers) applyLocked(now time.Time) (dials []*knownPeer, closes []closing, err error) {
+	r := p.m.Ready()
+	for _, ev := range r.Events {
+		k := p.known[ev.Peer.Addr]
+		if k == nil {
+			continue
+		}
+		switch ev.Type {
+		case schedule.EventConnect:
+			k.connectedAt = now
+		case schedule.EventDisconnect:
+			k.duration = k.duration.add(float64(now.Sub(k.connectedAt).Milliseconds()))
+		case schedule.EventRemove:
+			delete(p.known, k.Address)
+		}
+		k.st, k.nextTry = ev.Peer, ev.Peer.NextTry
+		p.emitLocked(ev.Type, k, ev.Source)
+	}
+	p.refreshLocked()
+	for _, d := range r.Dials {
+		if k := p.known[d.Addr]; k != nil {
+			dials = append(dials, k)
+		}
+	}
+	for _, c := range r.Closes {
+		if oc, ok := p.conns[c.Conn]; ok {
+			closes = append(closes, closing{c.Conn, oc.close})
+		}
+	}
+	if r.Save {
+		err = p.saveLocked()
+	}
+	return dials, closes, err
+}
+
+// refreshLocked copies the scheduler's state of every known peer into its
+// record.
+func (p *peers) refreshLocked() {
+	for _, k := range p.known {
+		if st, ok := p.m.Peer(k.Address); ok {
+			k.st, k.nextTry = st, st.NextTry
+		}
+	}
+}
+
+// A closing is a connection the scheduler closes.
+type closing struct {
+	id    schedule.ConnID
+	close func() // nil for a connection reported by up: the peer closes it
+}
+
+// run closes the connections; call it without p.mu.
+func run(closes []closing) {
+	for _, c := range closes {
+		if c.close != nil {
+			c.close()
+		}
+	}
+}
+
+// step gives the scheduler one input (with the time) and carries out what
+// it decided, closing connections after p.mu is released.
+func (p *peers) step(input func(now time.Time)) error {
+	p.mu.Lock()
+	now := time.Now()
+	input(now)
+	_, closes, err := p.applyLocked(now)
+	p.mu.Unlock()
+	run(closes)
+	return err
+}
+
 // errPubPeers is returned when a pub's address is refused because
 // maxPubPeers are known.
-var errPubPeers = fmt.Errorf("server: %d peers from pub messages are known already", maxPubPeers)
+var errPubPeers = fmt.Errorf("server: %d peers from pub messages are known already: %w", maxPubPeers, schedule.ErrTooManyPubs)
 
 // add records a peer from source ("manual" if empty) and tells the
 // watchers when it is new. A pub's address that was dropped within
@@ -273,16 +352,6 @@ func (p *peers) addAs(addr, source string, withHostPort bool) (*knownPeer, error
 		}
 		return k, nil
 	}
-	if source == SourcePub {
-		if at, ok := p.dropped[addr]; ok && time.Since(at) < droppedFor {
-			return nil, nil
-		}
-		if p.countLocked(SourcePub) >= maxPubPeers {
-			return nil, errPubPeers
-		}
-	} else {
-		delete(p.dropped, addr)
-	}
 	k := &knownPeer{Address: addr, Key: feed.String(), Source: source, hostPort: hostPort, feed: feed, announcers: 1}
 	if withHostPort {
 		if h, port, err := net.SplitHostPort(hostPort); err == nil {
@@ -290,193 +359,148 @@ func (p *peers) addAs(addr, source string, withHostPort bool) (*knownPeer, error
 			k.Port, _ = strconv.Atoi(port)
 		}
 	}
-	p.known[addr] = k
-	p.emitLocked(PeerDiscover, k, source)
-	return k, p.saveLocked()
-}
-
-// countLocked counts the known peers from source.
-func (p *peers) countLocked(source string) int {
-	n := 0
-	for _, k := range p.known {
-		if k.Source == source {
-			n++
-		}
-	}
-	return n
-}
-
-// dropLocked removes a peer that failed too often and remembers it for
-// droppedFor, so that the pub messages that name it do not add it again
-// at once.
-func (p *peers) dropLocked(k *knownPeer) {
-	delete(p.known, k.Address)
 	now := time.Now()
-	for a, at := range p.dropped {
-		if now.Sub(at) >= droppedFor || len(p.dropped) >= droppedMax {
-			delete(p.dropped, a)
-		}
+	added, err := p.m.Add(schedule.Peer{Addr: addr, Feed: feed}, source, now)
+	switch {
+	case errors.Is(err, schedule.ErrRecentlyDropped):
+		return nil, nil
+	case errors.Is(err, schedule.ErrTooManyPubs):
+		return nil, errPubPeers
+	case err != nil || !added:
+		return nil, fmt.Errorf("server: add peer %q: %w", addr, err)
 	}
-	p.dropped[k.Address] = now
-	p.emitLocked(PeerRemove, k, "")
-	p.saveLocked()
+	p.known[addr] = k
+	_, _, err = p.applyLocked(now)
+	return k, err
 }
 
 func (p *peers) remove(addr string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k, ok := p.known[addr]
-	if !ok {
+	var removed error
+	err := p.step(func(time.Time) { removed = p.m.Remove(addr) })
+	if errors.Is(removed, schedule.ErrUnknownPeer) {
 		return fmt.Errorf("%q is not a known peer", addr)
 	}
-	delete(p.known, addr)
-	p.emitLocked(PeerRemove, k, "")
-	return p.saveLocked()
+	return err
 }
 
 // removeFeed removes every address of feed f; it reports whether there
 // was one.
 func (p *peers) removeFeed(f refs.Feed) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	found := false
-	for addr, k := range p.known {
-		if k.feed == f {
-			delete(p.known, addr)
-			p.emitLocked(PeerRemove, k, "")
-			found = true
-		}
-	}
-	if !found {
-		return false, nil
-	}
-	return true, p.saveLocked()
+	var found bool
+	err := p.step(func(time.Time) { found = p.m.RemoveFeed(f) })
+	return found, err
 }
 
-// up and down count a peer's open connections; up is told whether this
-// server dialed the connection.
+// opened reports a connection to peer f that opened, dialed by this
+// server (outbound, from addr) or by the peer; close closes it (nil if the
+// caller cannot). It returns the connection's id for closed, and false
+// when the scheduler closes it at once (the losing side of a cross-dial):
+// the caller then closes it without serving it, and reports closed.
+func (p *peers) opened(f refs.Feed, outbound bool, addr string, close func()) (schedule.ConnID, bool) {
+	p.mu.Lock()
+	p.lastID++
+	id := p.lastID
+	now := time.Now()
+	p.conns[id] = openConn{feed: f, at: now, close: close}
+	p.m.Connected(schedule.Conn{ID: id, Feed: f, Outbound: outbound, Addr: addr}, now)
+	_, closes, _ := p.applyLocked(now)
+	p.mu.Unlock()
+	keep := true
+	for i, c := range closes {
+		if c.id == id {
+			keep = false
+			closes = append(closes[:i:i], closes[i+1:]...)
+			break
+		}
+	}
+	run(closes)
+	return id, keep
+}
+
+// closed reports that connection id, from opened, ended. The peer's
+// connection is measured from its record's connectedAt (as ssb-gossip's
+// duration shows it), or from this connection's start if earlier.
+func (p *peers) closed(id schedule.ConnID) {
+	p.step(func(now time.Time) {
+		c, ok := p.conns[id]
+		if !ok {
+			return
+		}
+		delete(p.conns, id)
+		since := c.at
+		for _, k := range p.known {
+			if k.feed == c.feed && !k.connectedAt.IsZero() && k.connectedAt.Before(since) {
+				since = k.connectedAt
+			}
+		}
+		p.m.Disconnected(id, now.Sub(since), now)
+	})
+}
+
+// up and down count a peer's open connections by feed, for a caller that
+// has no way to close them (an inbound one served by servePeer); upAs is
+// told whether this server dialed the connection.
 func (p *peers) up(f refs.Feed) { p.upAs(f, false) }
 
 func (p *peers) upAs(f refs.Feed, dialed bool) {
+	id, _ := p.opened(f, dialed, "", nil)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.connected[f]++
-	first := p.connected[f] == 1
-	for _, k := range p.known {
-		if k.feed != f {
-			continue
-		}
-		k.failures, k.lastError, k.everUp = 0, "", true
-		if first {
-			k.stateChange, k.client, k.connectedAt = time.Now(), &dialed, time.Now()
-			p.emitLocked(PeerConnect, k, "")
-		}
-	}
+	p.byFeed[f] = append(p.byFeed[f], id)
+	p.mu.Unlock()
 }
 
 func (p *peers) down(f refs.Feed) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.connected[f]--; p.connected[f] <= 0 {
-		delete(p.connected, f)
-		for _, k := range p.known {
-			if k.feed == f { // reconnect soon, but not at once, and later after each short connection
-				k.duration = k.duration.add(float64(time.Since(k.connectedAt).Milliseconds()))
-				if time.Since(k.connectedAt) < stableAfter {
-					k.flaps++
-				} else {
-					k.flaps = 0
-				}
-				k.nextTry = time.Now().Add(backoff(k.flaps))
-				k.stateChange = time.Now()
-				p.emitLocked(PeerDisconnect, k, "")
-			}
-		}
-	}
-}
-
-// backoff is the wait after n failures (or flaps) in a row: minBackoff
-// doubling up to maxBackoff, plus up to half again of jitter.
-func backoff(n int) time.Duration {
-	d := minBackoff << min(max(n-1, 0), 20)
-	if d > maxBackoff || d <= 0 {
-		d = maxBackoff
-	}
-	return d + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// failed records a failed dial and schedules the next with back-off; a
-// droppable peer that failed maxDialFailures times is dropped.
-func (p *peers) failed(k *knownPeer, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k.failures++
-	k.lastError = err.Error()
-	k.nextTry = time.Now().Add(backoff(k.failures + k.flaps))
-	k.stateChange = time.Now()
-	if cur, still := p.known[k.Address]; !still || cur != k {
+	ids := p.byFeed[f]
+	if len(ids) == 0 {
+		p.mu.Unlock()
 		return
 	}
-	p.emitLocked(PeerConnectFailure, k, "")
-	if k.droppable() && k.failures >= maxDialFailures {
-		p.dropLocked(k)
+	id := ids[len(ids)-1]
+	if p.byFeed[f] = ids[:len(ids)-1]; len(p.byFeed[f]) == 0 {
+		delete(p.byFeed, f)
 	}
+	p.mu.Unlock()
+	p.closed(id)
 }
 
-// due returns known peers to dial now: not connected, not being dialed,
-// past their back-off, up to want minus the outbound connections open;
-// none while the scheduler is paused.
-func (p *peers) due(want int) []*knownPeer {
+// failed records a failed dial: the scheduler sets the next with back-off,
+// and drops a pub that failed maxDialFailures times.
+func (p *peers) failed(k *knownPeer, err error) {
+	p.step(func(now time.Time) { p.m.DialFailed(k.Address, err, now) })
+}
+
+// tick returns the known peers to dial now, marked as being dialed (none
+// while the scheduler is paused).
+func (p *peers) tick() []*knownPeer {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.paused {
-		return nil
-	}
-	open := 0
-	for _, k := range p.known {
-		if p.connected[k.feed] > 0 || p.dialing[k.Address] {
-			open++
-		}
-	}
 	now := time.Now()
-	var out []*knownPeer
-	for _, k := range p.known {
-		if open+len(out) >= want {
-			break
-		}
-		if p.connected[k.feed] == 0 && !p.dialing[k.Address] && !now.Before(k.nextTry) {
-			p.dialing[k.Address] = true
-			k.stateChange = now
-			out = append(out, k)
-		}
-	}
-	return out
+	p.m.Tick(now)
+	dials, closes, _ := p.applyLocked(now)
+	p.mu.Unlock()
+	run(closes)
+	return dials
 }
 
-// claim marks k as being dialed, unless it is connected or being dialed
-// already (then it returns false).
+// claim marks k as being dialed, unless its feed is connected or being
+// dialed already (then it returns false).
 func (p *peers) claim(k *knownPeer) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.connected[k.feed] > 0 || p.dialing[k.Address] {
-		return false
-	}
-	p.dialing[k.Address] = true
-	k.stateChange = time.Now()
-	return true
+	var ok bool
+	p.step(func(now time.Time) { ok = p.m.DialStarted(k.Address, now) })
+	return ok
 }
 
 // isConnected reports whether a connection to f is open.
 func (p *peers) isConnected(f refs.Feed) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.connected[f] > 0
+	return p.m.IsConnected(f)
 }
 
+// dialed ends k's dial without a result (the context ended); a dial that
+// connected or failed has ended already.
 func (p *peers) dialed(k *knownPeer) {
-	p.mu.Lock()
-	delete(p.dialing, k.Address)
-	p.mu.Unlock()
+	p.step(func(time.Time) { p.m.DialCanceled(k.Address) })
 }
 
 // list returns the known peers as KnownPeers shows them.
@@ -505,29 +529,26 @@ func (p *peers) viewLocked(k *knownPeer) map[string]any {
 	if k.Host != "" {
 		e["host"], e["port"] = k.Host, k.Port
 	}
-	if !k.stateChange.IsZero() {
-		e["failure"] = k.failures
+	st := k.st
+	if !st.StateChange.IsZero() {
+		e["failure"] = st.Failures
+		e["stateChange"] = st.StateChange.UnixMilli()
 	}
-	if p.connected[k.feed] > 0 {
-		e["state"] = "connected"
-	} else if p.dialing[k.Address] {
-		e["state"] = "connecting"
+	if st.State != "" {
+		e["state"] = st.State
 	}
-	if !k.stateChange.IsZero() {
-		e["stateChange"] = k.stateChange.UnixMilli()
+	if st.HasConnected {
+		e["client"] = st.Client
 	}
-	if k.client != nil {
-		e["client"] = *k.client
-	}
-	if k.lastError != "" {
-		e["error"] = k.lastError
+	if st.LastError != "" {
+		e["error"] = st.LastError
 	}
 	return e
 }
 
-// byFeed returns the known peer of f as KnownPeers shows it, or nil; with
-// several addresses, a connected one, else the first by address.
-func (p *peers) byFeed(f refs.Feed) map[string]any {
+// byFeedView returns the known peer of f as KnownPeers shows it, or nil; with
+// several addresses, the first by address.
+func (p *peers) byFeedView(f refs.Feed) map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var best *knownPeer
@@ -546,18 +567,17 @@ func (p *peers) byFeed(f refs.Feed) map[string]any {
 }
 
 // schedule keeps up to cfg.Outbound connections to known peers until ctx
-// ends, retrying with back-off.
+// ends, retrying with back-off: every schedulerTick it dials the peers
+// the scheduler says are due.
 func (s *Server) schedule(ctx context.Context) {
+	s.peers.bind(s.keys.ID, s.cfg.Outbound)
 	t := time.NewTicker(schedulerTick)
 	defer t.Stop()
 	for {
-		for _, k := range s.peers.due(s.cfg.Outbound) {
+		for _, k := range s.peers.tick() {
 			s.wg.Go(func() {
-				err := s.dialPeer(ctx, k.hostPort, k.feed)
-				s.peers.dialed(k)
-				if err != nil && ctx.Err() == nil {
+				if err := s.dialPeer(ctx, k); err != nil && ctx.Err() == nil {
 					s.log.Info("dial failed", "peer", k.Address, "err", err)
-					s.peers.failed(k, err)
 				}
 			})
 		}
@@ -569,26 +589,46 @@ func (s *Server) schedule(ctx context.Context) {
 	}
 }
 
-// dialPeer connects to a peer and, once the handshake is done, serves the
-// connection in the background; it returns the dial or handshake error.
-func (s *Server) dialPeer(ctx context.Context, hostPort string, feed refs.Feed) error {
-	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
-	raw, err := d.DialContext(ctx, "tcp", hostPort)
+// dialPeer dials k, claimed by tick or claim, and reports the end of the
+// dial: once the handshake is done the connection is served in the
+// background (unless it is the losing side of a cross-dial). It returns
+// the dial or handshake error.
+func (s *Server) dialPeer(ctx context.Context, k *knownPeer) error {
+	conn, err := s.handshake(ctx, k)
 	if err != nil {
+		if ctx.Err() == nil {
+			s.peers.failed(k, err)
+		} else {
+			s.peers.dialed(k)
+		}
 		return err
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-	conn, err := shs.ClientConn(hctx, raw, s.network, s.keys.Private, feed.PublicKey())
-	cancel()
-	if err != nil {
-		return err
+	id, keep := s.peers.opened(k.feed, true, k.Address, func() { conn.Close() })
+	if !keep {
+		s.log.Debug("cross-dial: closed ours, the peer's is kept", "peer", k.Address)
+		conn.Close()
+		s.peers.closed(id)
+		return nil
 	}
-	s.peers.upAs(feed, true) // counted before dialed() ends the dialing mark
 	s.wg.Go(func() {
-		defer s.peers.down(feed)
-		s.servePeer(s.ctx, conn, feed.PublicKey(), true)
+		defer s.peers.closed(id)
+		c := &Conn{ID: k.feed, Kind: s.kindOf(k.feed.PublicKey()), Dialed: true}
+		s.confine(c)
+		s.serveRPC(s.ctx, conn, "peer", c)
 	})
 	return nil
+}
+
+// handshake dials k and runs the secret handshake as its client.
+func (s *Server) handshake(ctx context.Context, k *knownPeer) (net.Conn, error) {
+	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
+	raw, err := d.DialContext(ctx, "tcp", k.hostPort)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	return shs.ClientConn(hctx, raw, s.network, s.keys.Private, k.feed.PublicKey())
 }
 
 // peersPath is the address book of a data directory.
@@ -690,7 +730,7 @@ func (s *Server) KnownPeers() []map[string]any { return s.peers.list() }
 
 // KnownPeer returns the known peer of feed f as KnownPeers shows it, or
 // nil if f is not known.
-func (s *Server) KnownPeer(f refs.Feed) map[string]any { return s.peers.byFeed(f) }
+func (s *Server) KnownPeer(f refs.Feed) map[string]any { return s.peers.byFeedView(f) }
 
 // WatchPeers returns a watch of the known peers' changes: added, removed,
 // connected, disconnected, failed to dial (PeerEvent). Call Stop when done.
@@ -707,7 +747,7 @@ func (s *Server) WatchPeers() *PeerWatch {
 // enabled when the server opens.
 func (s *Server) EnableScheduler(on bool) {
 	s.peers.mu.Lock()
-	s.peers.paused = !on
+	s.peers.m.Enable(on)
 	s.peers.mu.Unlock()
 }
 
@@ -715,7 +755,7 @@ func (s *Server) EnableScheduler(on bool) {
 func (s *Server) SchedulerEnabled() bool {
 	s.peers.mu.Lock()
 	defer s.peers.mu.Unlock()
-	return !s.peers.paused
+	return s.peers.m.Enabled()
 }
 
 // Disconnect closes every connection to peer f (goodbye, then the
@@ -775,6 +815,7 @@ func (p *peers) listening(a net.Addr) {
 // if one is being dialed (by the scheduler), it waits for it instead of
 // dialing a second.
 func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
+	s.peers.bind(s.keys.ID, s.cfg.Outbound)
 	k, err := s.peers.addAs(addr, "", true) // ssb-gossip's connect adds the parsed {host, port, key}
 	if err != nil {
 		return refs.Feed{}, err
@@ -789,12 +830,7 @@ func (s *Server) Connect(ctx context.Context, addr string) (refs.Feed, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	err = s.dialPeer(ctx, k.hostPort, k.feed)
-	s.peers.dialed(k)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.peers.failed(k, err)
-		}
+	if err := s.dialPeer(ctx, k); err != nil {
 		return refs.Feed{}, err
 	}
 	return k.feed, nil

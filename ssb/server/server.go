@@ -135,6 +135,7 @@ func Open(cfg Config, log *slog.Logger, plugins ...Plugin) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.peers.bind(kp.ID, cfg.Outbound)
 	if err := s.initPlugins(plugins); err != nil {
 		st.Close()
 		return nil, err
@@ -307,8 +308,12 @@ func (s *Server) servePeer(ctx context.Context, conn net.Conn, remote ed25519.Pu
 	c := &Conn{ID: id, Kind: s.kindOf(remote), Dialed: dialer}
 	s.confine(c)
 	if !c.Confined() {
-		s.peers.up(id)
-		defer s.peers.down(id)
+		cid, keep := s.peers.opened(id, dialer, "", func() { conn.Close() })
+		defer s.peers.closed(cid)
+		if !keep { // the losing side of a cross-dial
+			conn.Close()
+			return
+		}
 	}
 	s.serveRPC(ctx, conn, "peer", c)
 }
