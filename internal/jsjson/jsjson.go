@@ -20,9 +20,10 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/scuttlego/scuttle/internal/jsstring"
 )
 
 // MaxDepth is the deepest nesting of arrays and objects the scanner accepts.
@@ -38,67 +39,9 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("jsjson: %s at offset %d", e.Msg, e.Offset)
 }
 
-const hexDigits = "0123456789abcdef"
-
 // AppendString appends s as an ASCII-only JSON string literal. Invalid UTF-8
 // is written as U+FFFD, as a JavaScript decoder would read it.
-func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		if c < utf8.RuneSelf {
-			dst = appendEscapedByte(dst, c)
-			i++
-		} else {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				size = illFormedLen(s[i:])
-			}
-			dst = appendEscapedRune(dst, r)
-			i += size
-		}
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-func appendEscapedByte(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\b':
-		return append(dst, '\\', 'b')
-	case '\f':
-		return append(dst, '\\', 'f')
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-}
-
-func appendEscapedRune(dst []byte, r rune) []byte {
-	if r > 0xffff {
-		r1, r2 := utf16.EncodeRune(r)
-		dst = appendU(dst, r1)
-		return appendU(dst, r2)
-	}
-	return appendU(dst, r)
-}
-
-func appendU(dst []byte, r rune) []byte {
-	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
-}
+func AppendString(dst []byte, s string) []byte { return jsstring.AppendQuoteASCII(dst, s) }
 
 // AppendFloat appends f as ECMAScript's Number.prototype.toString writes it
 // (which JSON.stringify uses): shortest round-trip digits, exponent form
@@ -442,37 +385,14 @@ func (s *scanner) str(i int) (int, error) {
 		case c == '"':
 			return i + 1, nil
 		case c == '\\':
-			i++
-			if i >= len(s.data) {
-				return i, s.err(i, "unexpected end of input in string escape")
+			u, n := jsstring.DecodeEscape(s.data[i:])
+			if n == 0 {
+				return i + 1, s.escapeError(i)
 			}
-			switch s.data[i] {
-			case '"', '\\', 'b', 'f', 'n', 'r', 't':
-			case '/':
-				s.canon = false // JSON.stringify writes '/' as is
-			case 'u':
-				if i+4 >= len(s.data) {
-					return i, s.err(i, "unexpected end of input in \\u escape")
-				}
-				var u rune
-				for _, h := range s.data[i+1 : i+5] {
-					if !isHex(h) {
-						return i, s.err(i, "invalid \\u escape")
-					}
-					if h >= 'A' && h <= 'F' {
-						s.canon = false
-					}
-					u = u<<4 | rune(hexVal(h))
-				}
-				// Canonical form escapes only control characters without a
-				// short escape, and every non-ASCII code unit.
-				if u >= 0x20 && u < 0x80 || u == '\b' || u == '\f' || u == '\n' || u == '\r' || u == '\t' {
-					s.canon = false
-				}
-				i += 4
-			default:
-				return i, s.err(i, "invalid escape in string")
+			if s.canon && !jsstring.IsCanonicalEscape(s.data[i:i+n], u) {
+				s.canon = false
 			}
+			i += n - 1
 		case c < 0x20:
 			return i, s.err(i, "control character in string")
 		case c >= utf8.RuneSelf:
@@ -482,18 +402,19 @@ func (s *scanner) str(i int) (int, error) {
 	return i, s.err(i, "unexpected end of input in string")
 }
 
-func hexVal(c byte) byte {
+// escapeError returns the error for the invalid escape at s.data[i], a
+// backslash.
+func (s *scanner) escapeError(i int) error {
+	i++
 	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
+	case i >= len(s.data):
+		return s.err(i, "unexpected end of input in string escape")
+	case s.data[i] != 'u':
+		return s.err(i, "invalid escape in string")
+	case i+4 >= len(s.data):
+		return s.err(i, "unexpected end of input in \\u escape")
 	}
-	return c - '0'
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+	return s.err(i, "invalid \\u escape")
 }
 
 func (s *scanner) number(i int) (int, error) {
@@ -747,80 +668,17 @@ func appendCanonicalString(dst, lit []byte) []byte {
 		c := lit[i]
 		switch {
 		case c == '\\':
-			switch e := lit[i+1]; e {
-			case 'u':
-				var u rune
-				for _, h := range lit[i+2 : i+6] {
-					u = u<<4 | rune(hexVal(h))
-				}
-				dst = appendUnit(dst, u)
-				i += 6
-				continue
-			case 'b':
-				dst = appendUnit(dst, '\b')
-			case 'f':
-				dst = appendUnit(dst, '\f')
-			case 'n':
-				dst = appendUnit(dst, '\n')
-			case 'r':
-				dst = appendUnit(dst, '\r')
-			case 't':
-				dst = appendUnit(dst, '\t')
-			default: // " \\ /
-				dst = appendUnit(dst, rune(e))
-			}
-			i += 2
+			u, n := jsstring.DecodeEscape(lit[i:])
+			dst = jsstring.AppendJSONUnit(dst, u)
+			i += n
 		case c < utf8.RuneSelf:
-			dst = appendUnit(dst, rune(c))
+			dst = jsstring.AppendJSONUnit(dst, rune(c))
 			i++
 		default:
-			r, size := utf8.DecodeRune(lit[i:])
-			if r == utf8.RuneError && size == 1 {
-				size = illFormedLen(lit[i:])
-			}
-			dst = appendEscapedRune(dst, r)
-			i += size
+			r, n := jsstring.DecodeRune(lit[i:])
+			dst = jsstring.AppendJSONRune(dst, r)
+			i += n
 		}
 	}
 	return append(dst, '"')
-}
-
-// appendUnit appends one UTF-16 code unit as JSON.stringify writes it, but
-// escaping every unit from 0x80 up.
-func appendUnit(dst []byte, u rune) []byte {
-	if u < utf8.RuneSelf {
-		if u < 0x20 || u == '"' || u == '\\' {
-			return appendEscapedByte(dst, byte(u))
-		}
-		return append(dst, byte(u))
-	}
-	return appendU(dst, u)
-}
-
-// illFormedLen returns the length of the maximal ill-formed subsequence at
-// the start of b, which does not start with a valid UTF-8 sequence: the
-// bytes a JavaScript (WHATWG) decoder replaces with one U+FFFD.
-func illFormedLen[T string | []byte](b T) int {
-	n, lo, hi := 0, byte(0x80), byte(0xBF)
-	switch c := b[0]; {
-	case c >= 0xC2 && c <= 0xDF:
-		n = 1
-	case c == 0xE0:
-		n, lo = 2, 0xA0
-	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
-		n = 2
-	case c == 0xED:
-		n, hi = 2, 0x9F
-	case c == 0xF0:
-		n, lo = 3, 0x90
-	case c >= 0xF1 && c <= 0xF3:
-		n = 3
-	case c == 0xF4:
-		n, hi = 3, 0x8F
-	}
-	i := 1
-	for ; i <= n && i < len(b) && b[i] >= lo && b[i] <= hi; i++ {
-		lo, hi = 0x80, 0xBF
-	}
-	return i
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/scuttlego/scuttle/internal/jsstring"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
@@ -215,7 +216,7 @@ func typeOf(content *Value) string {
 // of the signed message by adding the signature field last.
 func appendSignature(pretty []byte, sig string) []byte {
 	pretty = append(pretty[:len(pretty)-2], ",\n  \"signature\": "...) // drop "\n}"
-	pretty = appendQuoted(pretty, sig)
+	pretty = jsstring.AppendQuote(pretty, sig)
 	return append(pretty, '\n', '}')
 }
 
@@ -225,7 +226,7 @@ func appendSignature(pretty []byte, sig string) []byte {
 func checkSize(unsigned []byte, sig string) error {
 	// appendSignature replaces "\n}" with these, the quoted sig and "\n}".
 	const field = len(",\n  \"signature\": ")
-	if n := utf16Len(unsigned) + field + len(sig) + 2; n > MaxSize {
+	if n := jsstring.UTF16Len(unsigned) + field + len(sig) + 2; n > MaxSize {
 		return fmt.Errorf("%w: %d UTF-16 code units, the limit is %d", ErrTooLarge, n, MaxSize)
 	}
 	return nil
@@ -242,7 +243,7 @@ func (m *Message) finish(ms []Member, sc *scratch) {
 		if i > 0 {
 			raw = append(raw, ',')
 		}
-		raw = appendQuoted(raw, ms[i].Key)
+		raw = jsstring.AppendQuote(raw, ms[i].Key)
 		raw = append(raw, ':')
 		if i == 5 {
 			start = len(raw)
@@ -276,9 +277,9 @@ func (sc *scratch) put() {
 
 // hash returns the message id of the pretty form text.
 func (sc *scratch) hash(text []byte) refs.Message {
-	if isASCII(text) {
+	if jsstring.IsASCII(text) {
 		return refs.NewMessage(sha256.Sum256(text))
 	}
-	sc.latin1 = appendLatin1(sc.latin1[:0], text)
+	sc.latin1 = jsstring.AppendLatin1(sc.latin1[:0], text)
 	return refs.NewMessage(sha256.Sum256(sc.latin1))
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/scuttlego/scuttle/internal/jsstring"
 )
 
 // MaxDepth is the deepest nesting of arrays and objects Parse accepts.
@@ -277,7 +279,6 @@ func (p *parser) string() (string, error) {
 		i += n
 	}
 	p.buf = append(p.buf[:0], p.src[start:i]...)
-	var hi rune // a high surrogate that ends p.buf and may pair with the next escape
 	for i < len(p.src) {
 		c := p.src[i]
 		switch {
@@ -293,25 +294,16 @@ func (p *parser) string() (string, error) {
 				return "", err
 			}
 			i += n
-			if hi != 0 {
-				p.buf = appendAfterHigh(p.buf, hi, u)
-			} else {
-				p.buf = appendUnit(p.buf, u)
-			}
-			hi = 0
-			if u >= 0xD800 && u <= 0xDBFF {
-				hi = u
-			}
+			p.buf = jsstring.AppendUnit(p.buf, u)
 			continue
 		case c < utf8.RuneSelf:
 			p.buf = append(p.buf, c)
 			i++
 		default:
-			r, n := decodeRune(p.src[i:])
+			r, n := jsstring.DecodeRune(p.src[i:])
 			p.buf = utf8.AppendRune(p.buf, r)
 			i += n
 		}
-		hi = 0
 	}
 	p.i = i
 	return "", p.errorf("unterminated string")
@@ -320,53 +312,19 @@ func (p *parser) string() (string, error) {
 // escape reads the escape sequence at p.src[i] and returns the code unit it
 // stands for and its length.
 func (p *parser) escape(i int) (rune, int, error) {
-	if i+1 >= len(p.src) {
-		p.i = i
-		return 0, 0, p.errorf("unterminated string")
-	}
-	switch c := p.src[i+1]; c {
-	case '"', '\\', '/':
-		return rune(c), 2, nil
-	case 'b':
-		return '\b', 2, nil
-	case 'f':
-		return '\f', 2, nil
-	case 'n':
-		return '\n', 2, nil
-	case 'r':
-		return '\r', 2, nil
-	case 't':
-		return '\t', 2, nil
-	case 'u':
-		if i+6 > len(p.src) {
-			p.i = i
-			return 0, 0, p.errorf("truncated \\u escape")
-		}
-		var u rune
-		for _, h := range []byte(p.src[i+2 : i+6]) {
-			d := unhex(h)
-			if d < 0 {
-				p.i = i
-				return 0, 0, p.errorf("invalid \\u escape")
-			}
-			u = u<<4 | rune(d)
-		}
-		return u, 6, nil
+	if u, n := jsstring.DecodeEscape(p.src[i:]); n > 0 {
+		return u, n, nil
 	}
 	p.i = i
-	return 0, 0, p.errorf("invalid escape \\%c", p.src[i+1])
-}
-
-func unhex(c byte) int {
 	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
+	case i+1 >= len(p.src):
+		return 0, 0, p.errorf("unterminated string")
+	case p.src[i+1] != 'u':
+		return 0, 0, p.errorf("invalid escape \\%c", p.src[i+1])
+	case i+6 > len(p.src):
+		return 0, 0, p.errorf("truncated \\u escape")
 	}
-	return -1
+	return 0, 0, p.errorf("invalid \\u escape")
 }
 
 // number reads a number literal at p.i.

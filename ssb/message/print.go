@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
+	"github.com/scuttlego/scuttle/internal/jsstring"
 )
 
 // AppendPretty appends v as V8's JSON.stringify(v, null, 2) writes it: the
@@ -67,7 +68,7 @@ func appendPrettyMembers(dst []byte, ms []Member, depth int) []byte {
 			dst = append(dst, ',')
 		}
 		dst = newline(dst, depth+1)
-		dst = appendQuoted(dst, ms[i].Key)
+		dst = jsstring.AppendQuote(dst, ms[i].Key)
 		dst = append(dst, ':', ' ')
 		dst = appendPretty(dst, &ms[i].Value, depth+1)
 	}
@@ -91,7 +92,7 @@ func appendCompact(dst []byte, v *Value) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendQuoted(dst, v.obj[i].Key)
+			dst = jsstring.AppendQuote(dst, v.obj[i].Key)
 			dst = append(dst, ':')
 			dst = appendCompact(dst, &v.obj[i].Value)
 		}
@@ -110,66 +111,9 @@ func appendScalar(dst []byte, v *Value) []byte {
 	case Number:
 		return jsjson.AppendFloat(dst, v.num)
 	case String:
-		return appendQuoted(dst, v.str)
+		return jsstring.AppendQuote(dst, v.str)
 	}
 	return append(dst, "null"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// plain tells the bytes appendQuoted copies as they are: all but control
-// characters, '"', '\\', and 0xED, which may begin a lone surrogate.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\' && c != 0xED
-	}
-	return t
-}()
-
-// appendQuoted appends the WTF-8 string s as QuoteJSONString does.
-func appendQuoted(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if plain[c] {
-			i++
-			continue
-		}
-		if c == 0xED {
-			u := surrogateAt(s, i)
-			if u == 0 {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', hexDigits[u>>12], hexDigits[u>>8&0xF], hexDigits[u>>4&0xF], hexDigits[u&0xF])
-			i += 3
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // appendJSNumber appends Number#toString of f, which differs from JSON for

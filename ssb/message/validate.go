@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"github.com/scuttlego/scuttle/internal/sodium"
 	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/scuttlego/scuttle/internal/jsstring"
+	"github.com/scuttlego/scuttle/internal/sodium"
 )
 
 // mode selects the checks of check.
@@ -230,7 +232,7 @@ func checkContent(c *Value) (string, error) {
 		if t.kind != String {
 			return "", fmt.Errorf("%w: content type is %s, not a string", ErrContent, article(t.kind))
 		}
-		if n := utf16LenString(t.str); n < 3 || n > 52 {
+		if n := jsstring.UTF16Len(t.str); n < 3 || n > 52 {
 			return "", fmt.Errorf("%w: content type %s has %d UTF-16 code units, want 3 to 52", ErrContent, brief(&t), n)
 		}
 		return t.str, nil

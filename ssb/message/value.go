@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/scuttlego/scuttle/internal/jsstring"
 )
 
 // Kind is the type of a JSON value.
@@ -82,7 +84,7 @@ func NumberValue(f float64) Value { return Value{kind: Number, num: f} }
 // StringValue returns the JSON string s. s is read as WTF-8 (see Value);
 // bytes that are not WTF-8 become U+FFFD, as a JavaScript UTF-8 decoder
 // would read them.
-func StringValue(s string) Value { return Value{kind: String, str: normWTF8(s)} }
+func StringValue(s string) Value { return Value{kind: String, str: jsstring.ToWTF8(s)} }
 
 // ArrayValue returns a JSON array of elems.
 func ArrayValue(elems ...Value) Value {
@@ -95,7 +97,7 @@ func ArrayValue(elems ...Value) Value {
 func ObjectValue(members ...Member) Value {
 	ms := make([]Member, len(members))
 	for i, m := range members {
-		ms[i] = Member{Key: normWTF8(m.Key), Value: m.Value}
+		ms[i] = Member{Key: jsstring.ToWTF8(m.Key), Value: m.Value}
 	}
 	return Value{kind: Object, obj: v8Order(dedupe(ms))}
 }
