@@ -14,7 +14,7 @@ import (
 )
 
 // The clock of each EBT peer (its sequence of each feed as last known) is
-// kept in ClockDir, one JSON file per peer named after its key:
+// kept in Config.ClockDir, one JSON file per peer named after its key:
 // {"@feed.ed25519": seq, ...}, -1 for a feed the peer does not replicate.
 // A lost or stale file costs only bigger notes: a clock is a hint for
 // request skipping, and the peer's notes correct it.
@@ -23,13 +23,13 @@ import (
 const maxClockFile = 64 << 20
 
 func (r *Replicator) clockPath(peer refs.Feed) string {
-	return filepath.Join(r.ClockDir, base64.RawURLEncoding.EncodeToString(peer.PublicKey())+".json")
+	return filepath.Join(r.cfg.ClockDir, base64.RawURLEncoding.EncodeToString(peer.PublicKey())+".json")
 }
 
 // loadClock returns the stored clock of peer; empty if there is none.
 func (r *Replicator) loadClock(peer refs.Feed) map[refs.Feed]int64 {
 	clock := make(map[refs.Feed]int64)
-	if r.ClockDir == "" {
+	if r.cfg.ClockDir == "" {
 		return clock
 	}
 	r.mu.Lock()
@@ -77,7 +77,7 @@ func parseClock(b []byte) (map[refs.Feed]int64, error) {
 
 // saveClock stores the clock of peer, replacing the file atomically.
 func (r *Replicator) saveClock(peer refs.Feed, clock map[refs.Feed]int64) error {
-	if r.ClockDir == "" {
+	if r.cfg.ClockDir == "" {
 		return nil
 	}
 	m := make(map[string]int64, len(clock))
@@ -88,11 +88,11 @@ func (r *Replicator) saveClock(peer refs.Feed, clock map[refs.Feed]int64) error 
 	if err != nil {
 		return fmt.Errorf("replicate: clock: %w", err)
 	}
-	if err := os.MkdirAll(r.ClockDir, 0o700); err != nil {
+	if err := os.MkdirAll(r.cfg.ClockDir, 0o700); err != nil {
 		return fmt.Errorf("replicate: clock: %w", err)
 	}
 	path := r.clockPath(peer)
-	tmp, err := os.CreateTemp(r.ClockDir, ".clock-*")
+	tmp, err := os.CreateTemp(r.cfg.ClockDir, ".clock-*")
 	if err != nil {
 		return fmt.Errorf("replicate: clock: %w", err)
 	}

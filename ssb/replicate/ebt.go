@@ -25,11 +25,6 @@ import (
 // running while there are sessions, follows the store's log into the
 // machine (Appended) and gives it its ticks.
 
-// DefaultEBTStall is how long a peer asked for a feed may promise messages
-// (note a higher sequence) without sending any before the feed is asked
-// from another peer that has more (Replicator.SetEBTStall changes it).
-const DefaultEBTStall = ebt.DefaultStall
-
 // tickEvery is how often the machine is ticked: how long a burst of new
 // messages or wanted feeds gathers into one note.
 const tickEvery = 100 * time.Millisecond
@@ -37,19 +32,6 @@ const tickEvery = 100 * time.Millisecond
 // sendChunk bounds the messages read from the store at once for a range
 // sent to a peer; notes go out between chunks.
 const sendChunk = 256
-
-// SetEBTStall sets how long a peer may promise messages of a feed without
-// sending any before the feed is asked from another peer (0: the default).
-func (r *Replicator) SetEBTStall(d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cfg := r.machine.Config()
-	cfg.Stall = d
-	if d <= 0 {
-		cfg.Stall = DefaultEBTStall
-	}
-	r.machine.SetConfig(cfg)
-}
 
 // ebtSession is one EBT stream with a peer: its outbox, and the writer
 // that empties it.
@@ -94,7 +76,7 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 	}
 	defer p.sessions.Done()
 	p.heard.fire()
-	if r.NoEBT {
+	if r.cfg.NoEBT {
 		return errors.New("ebt.replicate is turned off here")
 	}
 	p.ebtOnce.Do(func() { close(p.ebtCalled) })
@@ -517,7 +499,7 @@ func (r *Replicator) pump(ctx context.Context, it *store.Iterator) {
 
 // queueClockLocked hands a peer's clock to the saver. r.mu is held.
 func (r *Replicator) queueClockLocked(peer refs.Feed, clock map[refs.Feed]int64) {
-	if r.ClockDir == "" {
+	if r.cfg.ClockDir == "" {
 		return
 	}
 	r.clockQueue[peer] = clock

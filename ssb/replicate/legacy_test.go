@@ -21,7 +21,7 @@ import (
 // createHistoryStream that arrives before its connection handlers are set
 // up, and then never asks for our feeds. Once it calls (ssb-server calls
 // ebt.replicate first), it is asked at once; a peer that never calls is
-// asked after EBTWait.
+// asked after DefaultEBTWait.
 func TestLegacyWaitsForTheDialerToCall(t *testing.T) {
 	for _, calls := range []bool{true, false} {
 		t.Run(map[bool]string{true: "peer calls", false: "peer silent"}[calls], func(t *testing.T) {
@@ -46,8 +46,7 @@ func legacyWaitsForTheDialer(t *testing.T, calls bool) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := New(st, self.ID, 1, nil)
-	r.NoEBT = true
+	r := New(st, self.ID, Config{Hops: 1, NoEBT: true})
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(ctx) }()
 	synctest.Wait()
@@ -84,7 +83,7 @@ func legacyWaitsForTheDialer(t *testing.T, calls bool) {
 
 	var called time.Time
 	if calls {
-		time.Sleep(EBTWait / 2)
+		time.Sleep(DefaultEBTWait / 2)
 		synctest.Wait()
 		mu.Lock()
 		early := len(asked)
@@ -101,7 +100,7 @@ func legacyWaitsForTheDialer(t *testing.T, calls bool) {
 			t.Error("ebt.replicate was answered with NoEBT")
 		}
 	}
-	time.Sleep(2 * EBTWait)
+	time.Sleep(2 * DefaultEBTWait)
 	synctest.Wait()
 	mu.Lock()
 	defer mu.Unlock()
@@ -112,8 +111,8 @@ func legacyWaitsForTheDialer(t *testing.T, calls bool) {
 		if calls && !at.Equal(called) {
 			t.Errorf("asked %v after the peer called, want at once", at.Sub(called))
 		}
-		if !calls && at.Sub(start) != EBTWait {
-			t.Errorf("a silent peer was asked after %v, want EBTWait (%v)", at.Sub(start), EBTWait)
+		if !calls && at.Sub(start) != DefaultEBTWait {
+			t.Errorf("a silent peer was asked after %v, want Config.EBTWait's default (%v)", at.Sub(start), DefaultEBTWait)
 		}
 	}
 	cancel()

@@ -17,7 +17,7 @@ import (
 // get a feed: replicate.block, ebt.block). In ssb-server both live in
 // memory and are fed again at each start by ssb-friends from the contact
 // messages; here the graph still comes from the contact messages, and what
-// the owner asked on top of it is kept in PolicyFile, so that a request or
+// the owner asked on top of it is kept in Config.PolicyFile, so that a request or
 // a block survives a restart.
 //
 // The wanted feeds are the graph's (within hops), plus the feeds requested,
@@ -37,7 +37,7 @@ const (
 // ErrPolicyFull reports a request or a block beyond the policy's bounds.
 var ErrPolicyFull = errors.New("replicate: too many requests or blocks")
 
-// policy is what PolicyFile holds.
+// policy is what Config.PolicyFile holds.
 type policy struct {
 	Requests map[string]bool     `json:"requests"` // feed: replicate it (true) or not (false)
 	Blocks   map[string][]string `json:"blocks"`   // feed: the peers that do not get it
@@ -46,14 +46,14 @@ type policy struct {
 // maxPolicyFile bounds the size of the policy file read back.
 const maxPolicyFile = 64 << 20
 
-// LoadPolicy reads PolicyFile (nothing if it does not exist). Call it once,
+// LoadPolicy reads Config.PolicyFile (nothing if it does not exist). Call it once,
 // before Run and AddPeer. A file that cannot be read is an error: starting
 // without the owner's blocks would serve feeds to peers they exclude.
 func (r *Replicator) LoadPolicy() error {
-	if r.PolicyFile == "" {
+	if r.cfg.PolicyFile == "" {
 		return nil
 	}
-	b, err := os.ReadFile(r.PolicyFile)
+	b, err := os.ReadFile(r.cfg.PolicyFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -116,11 +116,11 @@ func parsePolicy(b []byte) (map[refs.Feed]bool, map[refs.Feed]map[refs.Feed]bool
 	return req, blocks, nil
 }
 
-// savePolicyLocked writes the policy to PolicyFile (temporary file, fsync,
+// savePolicyLocked writes the policy to Config.PolicyFile (temporary file, fsync,
 // rename, fsync of the directory). r.mu is held: calls are the owner's and
 // rare, and each writes the state it set.
 func (r *Replicator) savePolicyLocked() error {
-	if r.PolicyFile == "" {
+	if r.cfg.PolicyFile == "" {
 		return nil
 	}
 	p := policy{Requests: make(map[string]bool, len(r.requests)), Blocks: make(map[string][]string, len(r.blocks))}
@@ -139,7 +139,7 @@ func (r *Replicator) savePolicyLocked() error {
 	if err != nil {
 		return fmt.Errorf("replicate: policy: %w", err)
 	}
-	dir := filepath.Dir(r.PolicyFile)
+	dir := filepath.Dir(r.cfg.PolicyFile)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("replicate: policy: %w", err)
 	}
@@ -156,7 +156,7 @@ func (r *Replicator) savePolicyLocked() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), r.PolicyFile)
+		err = os.Rename(tmp.Name(), r.cfg.PolicyFile)
 	}
 	if err == nil {
 		err = syncDir(dir)
@@ -178,7 +178,7 @@ func syncDir(dir string) error {
 
 // Request asks to replicate feed (replicate true) or not (false),
 // whatever the follow graph says, as ssb-replicate's request(id, bool);
-// it is kept in PolicyFile. Our own feed stays wanted. Peers are asked for
+// it is kept in Config.PolicyFile. Our own feed stays wanted. Peers are asked for
 // a newly wanted feed at once; a feed no longer wanted is given up: EBT
 // peers are told (-1) and legacy streams of it end.
 func (r *Replicator) Request(feed refs.Feed, replicate bool) error {
@@ -221,7 +221,7 @@ func (r *Replicator) Requests() map[refs.Feed]bool {
 
 // Block records that feed from is not to be exchanged with peer to
 // (blocking true), or takes such a record back (false), as ssb-replicate's
-// and ssb-ebt's block(from, to, blocking); it is kept in PolicyFile. From
+// and ssb-ebt's block(from, to, blocking); it is kept in Config.PolicyFile. From
 // then on, to is not served from's history (createHistoryStream ends at
 // once; EBT notes from as -1 to it and neither sends nor receives it), and
 // a live stream of from to to ends. When from is our feed, to is served no

@@ -33,8 +33,7 @@ func policyReplicator(t *testing.T, dir string, self *keys.KeyPair, followed ref
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := New(st, self.ID, 2, nil)
-	r.PolicyFile = filepath.Join(dir, "replication.json")
+	r := New(st, self.ID, Config{Hops: 2, PolicyFile: filepath.Join(dir, "replication.json")})
 	if err := r.LoadPolicy(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +145,7 @@ func TestPolicyFileDamaged(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"blocks":{"@x":["@y"]}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := New(nil, newFeed(t).ID, 1, nil)
-	r.PolicyFile = path
+	r := New(nil, newFeed(t).ID, Config{Hops: 1, PolicyFile: path})
 	if err := r.LoadPolicy(); err == nil {
 		t.Error("a policy file with a bad feed id was loaded")
 	}

@@ -117,8 +117,7 @@ func reasksAreBounded(t *testing.T, ebt bool) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := New(st, self.ID, 1, nil)
-	r.NoEBT = !ebt
+	r := New(st, self.ID, Config{Hops: 1, NoEBT: !ebt})
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(ctx) }()
 	synctest.Wait() // the follow is read: author is wanted

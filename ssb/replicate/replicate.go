@@ -68,16 +68,7 @@ type Replicator struct {
 	wantSubs     map[*wantSub]struct{}            // WatchWanted
 	wg           sync.WaitGroup
 
-	// NoEBT replicates with createHistoryStream only: it neither calls nor
-	// expects ebt.replicate. Set it before AddPeer.
-	NoEBT bool
-	// ClockDir, if set, is the directory where the clock of each EBT peer
-	// is kept between sessions, for request skipping. Set it before
-	// AddPeer.
-	ClockDir string
-	// PolicyFile, if set, is the file where Request and Block keep what
-	// the owner asked (see LoadPolicy).
-	PolicyFile string
+	cfg Config
 
 	stats Stats
 }
@@ -128,23 +119,53 @@ type peer struct {
 	received  int64          // messages received from the peer (r.mu)
 }
 
-// EBTWait is how long a peer that dialed us has to call ebt.replicate
-// before replication falls back to legacy createHistoryStream.
-var EBTWait = 2 * time.Second
+// Config is the replicator's settings, set once in New; zero fields take
+// the defaults.
+type Config struct {
+	// Hops is how far from our feed the follow graph is replicated
+	// (ssb-friends' hops), as given: 0 wants our own feed only. The server
+	// passes its friends.hops (default 2).
+	Hops int
+	// NoEBT replicates with createHistoryStream only: it neither calls nor
+	// expects ebt.replicate.
+	NoEBT bool
+	// ClockDir, if set, is the directory where the clock of each EBT peer
+	// is kept between sessions, for request skipping.
+	ClockDir string
+	// PolicyFile, if set, is the file where Request and Block keep what
+	// the owner asked (see LoadPolicy).
+	PolicyFile string
+	// EBTWait is how long a peer that dialed us has to call ebt.replicate
+	// before replication falls back to legacy createHistoryStream.
+	// Default 2 s.
+	EBTWait time.Duration
+	// EBT holds the rules' settings (stall time, re-asks, clock saves);
+	// see package ebt for each and its default.
+	EBT ebt.Config
+	// Log receives the replicator's messages; nil discards them.
+	Log *slog.Logger
+}
 
-// New returns a replicator for the store, wanting the feeds within hops of
-// self.
-func New(st *store.Store, self refs.Feed, hops int, log *slog.Logger) *Replicator {
+// DefaultEBTWait is Config.EBTWait's default.
+const DefaultEBTWait = 2 * time.Second
+
+// New returns a replicator for the store, wanting the feeds within
+// cfg.Hops of self.
+func New(st *store.Store, self refs.Feed, cfg Config) *Replicator {
+	if cfg.EBTWait <= 0 {
+		cfg.EBTWait = DefaultEBTWait
+	}
+	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Replicator{
-		store: st, self: self, hops: hops, log: log, graph: graph.New(),
+		store: st, self: self, hops: cfg.Hops, log: log, graph: graph.New(), cfg: cfg,
 		wanted:       map[refs.Feed]bool{self: true},
 		peers:        make(map[*peer]struct{}),
 		byConn:       make(map[*muxrpc.Endpoint]*peer),
 		heard:        make(map[*muxrpc.Endpoint]*event),
-		machine:      ebt.New(ebt.Config{}, self, nil, time.Now()),
+		machine:      ebt.New(cfg.EBT, self, nil, time.Now()),
 		ebts:         make(map[ebt.SessionID]*ebtSession),
 		clockQueue:   make(map[refs.Feed]map[refs.Feed]int64),
 		clockWriting: make(map[refs.Feed]map[refs.Feed]int64),
@@ -326,10 +347,10 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 			case <-e.Done():
 			}
 		}
-		if r.NoEBT && !dialer {
+		if r.cfg.NoEBT && !dialer {
 			// The peer dialed: ask only once it has called us (its
 			// ebt.replicate, refused, or anything else), or after
-			// EBTWait. Until it has, its connection handlers may not
+			// Config.EBTWait. Until it has, its connection handlers may not
 			// be set up: ssb-replicate starts asking for our feeds on
 			// the first createHistoryStream call it sees on a
 			// connection, and misses one that arrives with the end of
@@ -337,13 +358,13 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 			// it then never asks.
 			select {
 			case <-p.heard.ch:
-			case <-time.After(EBTWait):
+			case <-time.After(r.cfg.EBTWait):
 			case <-ctx.Done():
 				return
 			case <-e.Done():
 				return
 			}
-		} else if r.NoEBT {
+		} else if r.cfg.NoEBT {
 			// we dialed: legacy at once
 		} else if dialer {
 			s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
@@ -361,7 +382,7 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 			case <-p.ebtCalled:
 				done()
 				return
-			case <-time.After(EBTWait):
+			case <-time.After(r.cfg.EBTWait):
 			case <-ctx.Done():
 				return
 			case <-e.Done():
@@ -444,7 +465,7 @@ func (ev *event) fire() { ev.once.Do(func() { close(ev.ch) }) }
 // peerOf returns the replicating peer of a connection, waiting up to
 // EBTWait for AddPeer to register it.
 func (r *Replicator) peerOf(ctx context.Context, e *muxrpc.Endpoint) *peer {
-	deadline := time.Now().Add(EBTWait)
+	deadline := time.Now().Add(r.cfg.EBTWait)
 	for {
 		r.mu.Lock()
 		p := r.byConn[e]

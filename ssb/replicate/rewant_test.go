@@ -189,8 +189,7 @@ func newRewantHarness(t *testing.T) *rewantHarness {
 	}
 	h.peer = &ebtPeer{f: author.ID, feed: feed, ours: -2}
 	h.peerID = author.ID
-	h.r = New(st, h.self.ID, 1, nil)
-	h.r.ClockDir = t.TempDir()
+	h.r = New(st, h.self.ID, Config{Hops: 1, ClockDir: t.TempDir()})
 	go func() { h.ran <- h.r.Run(h.ctx) }()
 	synctest.Wait()
 	return h

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scuttlego/scuttle/ssb/refs"
+	"github.com/scuttlego/scuttle/ssb/replicate/ebt"
 )
 
 // MainNetCaps is the network key of the main SSB network (ssb-caps
@@ -56,6 +57,10 @@ type Config struct {
 	// NoEBT turns EBT off: replication uses legacy history streams only, and
 	// peers asking for EBT get an error (so they fall back).
 	NoEBT bool
+	// EBT holds the settings of EBT's rules (how long a peer may stall,
+	// re-asks, how often peers' clocks are saved); zero fields take the
+	// defaults of package ebt.
+	EBT ebt.Config
 	// Limits bound what peers can make the server hold: idle and write
 	// timeouts, streams, calls, packet sizes, buffers, and the part of
 	// MaxConns kept for known peers. See Limits for each and its default.

@@ -176,7 +176,9 @@ func TestEBTStalledPeerIsReplaced(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	a, b := newNode(t, caps), newNode(t, caps)
-	replOf(a.srv).SetEBTStall(300 * time.Millisecond)
+	a.halt()
+	a.cfg.EBT.Stall = 300 * time.Millisecond
+	a.start()
 	const msgs = 50
 	kps, raws := authors(t, 1, msgs)
 	x := kps[0].ID

@@ -229,7 +229,9 @@ func recoverFromJS(t *testing.T, ebt bool) {
 	var caps [32]byte
 	rand.Read(caps[:])
 	a := newNode(t, caps)
-	replOf(a.srv).NoEBT = !ebt // no peer known yet: nothing reads it before gossip.connect
+	a.halt()
+	a.cfg.NoEBT = !ebt
+	a.start()
 	j := startJS(t, caps)
 	publish(t, a.local, map[string]any{"type": "post", "text": "one"})
 	publish(t, a.local, map[string]any{"type": "contact", "contact": j.Keys.ID.String(), "following": true})

@@ -99,12 +99,11 @@ func TestReplicationGoToGo(t *testing.T) {
 
 // Two servers with legacy replication only (NoEBT) replicate both ways at
 // once: the side that was dialed asks for feeds as soon as the dialer
-// calls it (its createHistoryStream), not after replicate.EBTWait.
+// calls it (its createHistoryStream), not after replicate.DefaultEBTWait.
 func TestReplicationLegacyGoToGo(t *testing.T) {
 	var caps [32]byte
 	rand.Read(caps[:])
-	a, b := startServerWith(t, caps), startServerWith(t, caps)
-	a.repl().NoEBT, b.repl().NoEBT = true, true // no peer yet: nothing reads it
+	a, b := startServerEBT(t, caps, false), startServerEBT(t, caps, false)
 	ea, eb := a.local(t), b.local(t)
 	publish(t, ea, map[string]any{"type": "post", "text": "a"})
 	publish(t, eb, map[string]any{"type": "post", "text": "b"})
@@ -114,8 +113,8 @@ func TestReplicationLegacyGoToGo(t *testing.T) {
 	if err := ea.AsyncJSON(context.Background(), &res, muxrpc.Method{"gossip", "connect"}, address(b.addr, b.ID())); err != nil {
 		t.Fatalf("gossip.connect: %v", err)
 	}
-	waitSeq(t, ea, b.ID(), 2, replicate.EBTWait/2)
-	waitSeq(t, eb, a.ID(), 2, replicate.EBTWait/2)
+	waitSeq(t, ea, b.ID(), 2, replicate.DefaultEBTWait/2)
+	waitSeq(t, eb, a.ID(), 2, replicate.DefaultEBTWait/2)
 	if st := b.repl().Stats(); st.LegacyPeers != 1 || st.EBTSessions != 0 {
 		t.Errorf("replication on the dialed side: %+v, want legacy", st)
 	}
@@ -150,8 +149,7 @@ func startJS(t *testing.T, caps [32]byte) *ssbtest.JSServer {
 func replicateWithJS(t *testing.T, ebt, goDials bool) {
 	var caps [32]byte
 	rand.Read(caps[:])
-	g := startServerWith(t, caps)
-	g.repl().NoEBT = !ebt
+	g := startServerEBT(t, caps, ebt)
 	eg := g.local(t)
 	j := startJS(t, caps)
 	jsKeys, jc := j.Keys, j.Client

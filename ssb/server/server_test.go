@@ -85,6 +85,13 @@ func startServerTimeout(t *testing.T, caps [32]byte, handshake time.Duration) *t
 		HandshakeTimeout: handshake})
 }
 
+// startServerEBT is startServerWith with EBT on or off.
+func startServerEBT(t *testing.T, caps [32]byte, ebt bool) *testServer {
+	t.Helper()
+	return startServerConfig(t, server.Config{Path: t.TempDir(), Host: "127.0.0.1", Port: 0, Caps: base64.StdEncoding.EncodeToString(caps[:]),
+		HandshakeTimeout: 2 * time.Second, NoEBT: !ebt})
+}
+
 // startServerConfig runs a server with cfg and the default plugins until
 // the test ends.
 func startServerConfig(t *testing.T, cfg server.Config) *testServer {

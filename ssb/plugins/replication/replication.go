@@ -39,22 +39,26 @@ func New() *Plugin { return &Plugin{} }
 // Name returns "replicate".
 func (p *Plugin) Name() string { return "replicate" }
 
-// Init creates the replicator with the server's Hops and NoEBT; peers'
-// EBT clocks are kept in <path>/ebt, the owner's requests and blocks in
-// <path>/replication.json.
+// Init creates the replicator with the server's Hops, NoEBT and EBT
+// settings; peers' EBT clocks are kept in <path>/ebt, the owner's requests
+// and blocks in <path>/replication.json.
 func (p *Plugin) Init(s *server.Server) error {
 	cfg := s.Config()
 	p.srv = s
 	p.store = s.Store()
-	p.repl = replicate.New(s.Store(), s.ID(), cfg.Hops, s.Logger())
-	p.repl.NoEBT = cfg.NoEBT
-	p.repl.ClockDir = filepath.Join(cfg.Path, "ebt")
-	p.repl.PolicyFile = filepath.Join(cfg.Path, "replication.json")
+	p.repl = replicate.New(s.Store(), s.ID(), replicate.Config{
+		Hops:       cfg.Hops,
+		NoEBT:      cfg.NoEBT,
+		ClockDir:   filepath.Join(cfg.Path, "ebt"),
+		PolicyFile: filepath.Join(cfg.Path, "replication.json"),
+		EBT:        cfg.EBT,
+		Log:        s.Logger(),
+	})
 	return p.repl.LoadPolicy()
 }
 
 // Replicator returns the replicator (for tests and benchmarks: its
-// counters, NoEBT, the EBT stall).
+// counters).
 func (p *Plugin) Replicator() *replicate.Replicator { return p.repl }
 
 // Methods returns createHistoryStream and ebt.replicate, which anyone may
