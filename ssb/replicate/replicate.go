@@ -1,15 +1,20 @@
-// Package replicate is legacy replication (ssb-replicate): for every feed
-// the follow graph wants, ask every connected peer for what comes after the
-// latest stored message with createHistoryStream({id, seq, live: true,
-// keys: false}), validate, and append.
+// Package replicate replicates the feeds a server wants with every
+// connected peer: with EBT (ssb-ebt's ebt.replicate), whose rules are the
+// state machine of package ebt and whose driver is ebt.go here, or, with a
+// peer that does not speak it, with legacy replication (ssb-replicate):
+// for every wanted feed, createHistoryStream({id, seq, live: true, keys:
+// false}) from after the latest stored message.
 //
-// The wanted set is the feeds within Hops of the local feed, recomputed
-// whenever a contact message is stored, so replication widens as follows
-// arrive. Invalid messages from a peer (bad signature, a fork, a gap) end
-// that feed's stream from that peer, are logged and counted, and do not
-// stop other feeds or peers. After a message out of order, the feed is
-// asked again from the peer, from where it stopped, a bounded number of
-// times with back-off.
+// The wanted set is the feeds within Config.Hops of the local feed in the
+// follow graph, plus what the owner requested (Request), minus what it
+// refused, recomputed whenever a contact message is stored, so
+// replication widens as follows arrive. Invalid messages from a peer (bad
+// signature, a fork, a gap) end that feed's stream from that peer, are
+// logged and counted, and do not stop other feeds or peers. After a
+// message out of order, the feed is asked again from the peer, from where
+// it stopped, a bounded number of times with back-off. Feeds kept from a
+// peer (Block, or a block in the follow graph) are neither sent to it nor
+// taken from it.
 package replicate
 
 import (
