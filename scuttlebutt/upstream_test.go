@@ -6,7 +6,8 @@ package scuttlebutt_test
 // Write (utPump), so "synchronously" means "after pumping, with no
 // goroutine and no waiting".
 //
-// Not ported: secure.js (signing and verification are a later issue).
+// Not ported: secure.js; signed updates are tested against npm's
+// security option in security_interop_test.go.
 
 import (
 	"bytes"

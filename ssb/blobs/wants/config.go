@@ -7,8 +7,8 @@ const (
 	// DefaultMax is ssb-blobs' default blobs.max: 5 MiB.
 	DefaultMax = 5 * 1024 * 1024
 	// DefaultSympathy takes up a peer's own wants (-1, kept as -2) and no
-	// further: the rule, and the bound that we never fetch what a
-	// peer merely forwards. JS's default is 3 (it also takes up -2 as -3).
+	// further: we fetch what a peer wants itself, never what it merely
+	// forwards, which bounds what one peer can make us fetch. JS's default is 3 (it also takes up -2 as -3).
 	DefaultSympathy = 2
 	// DefaultPushy is JS's pushy: a pushed blob is announced until this
 	// many peers hold it.

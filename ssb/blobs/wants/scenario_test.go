@@ -15,8 +15,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Scenarios ported from ssb-blobs 1.2.2 test/simple.js, integration.js,
-// legacy.js, local.js and push.js (named after them), then the faults the
-// issue asks for.
+// legacy.js, local.js and push.js (named after them), then hostile peers:
+// floods of wants, junk entries, lies about sizes, peers that never answer.
 
 func messages(t *testing.T, c *wants.Core, to refs.Feed) []string {
 	t.Helper()
