@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,8 +62,11 @@ func runRepair(ctx context.Context, path string, line commandLine, stdout, stder
 	if kp, err := keys.Load(filepath.Join(path, "secret")); err == nil {
 		for _, l := range rep.Lost {
 			if l.Feed == kp.ID {
+				// The server remembers our head beside the secret: the
+				// old file may have lost every trace of the last ones.
+				had := max(l.Had, rememberedHead(path))
 				fmt.Fprintf(stdout, "Your own feed lost messages %d to %d: the server will not publish until\n"+
-					"peers have sent them back (sbot status shows ownFeed).\n", l.Kept+1, l.Had)
+					"peers have sent them back (sbot status shows ownFeed).\n", l.Kept+1, had)
 			}
 		}
 	}
@@ -80,4 +85,20 @@ func serverAnswers(ctx context.Context, path string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// rememberedHead returns the sequence of our latest message as the server
+// remembers it in <path>/own-feed.json, or 0.
+func rememberedHead(path string) int64 {
+	b, err := os.ReadFile(filepath.Join(path, "own-feed.json"))
+	if err != nil {
+		return 0
+	}
+	var head struct {
+		Sequence int64 `json:"sequence"`
+	}
+	if json.Unmarshal(b, &head) != nil {
+		return 0
+	}
+	return head.Sequence
 }
