@@ -44,11 +44,11 @@ func (l *Log) Compact() error {
 	l.captured.reset()
 	l.mu.Unlock()
 
-	tf, err := os.OpenFile(l.tmpPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+	tf, err := l.fs.OpenFile(l.tmpPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err == nil {
-		if err = keepMode(tf, l.path); err != nil {
+		if err = keepMode(l.fs, tf, l.path); err != nil {
 			tf.Close()
-			os.Remove(l.tmpPath())
+			l.fs.Remove(l.tmpPath())
 		}
 	}
 	if err != nil {
@@ -59,7 +59,7 @@ func (l *Log) Compact() error {
 	defer func() {
 		if !swapped {
 			tf.Close()
-			os.Remove(l.tmpPath())
+			l.fs.Remove(l.tmpPath())
 		}
 	}()
 	cw := &countWriter{w: tf}
@@ -116,12 +116,12 @@ func (l *Log) Compact() error {
 	}
 	renamed := false
 	if err == nil {
-		err = os.Rename(l.tmpPath(), l.path)
+		err = l.fs.Rename(l.tmpPath(), l.path)
 		renamed = err == nil
 	}
 	if err == nil {
 		l.hook("renamed")
-		err = syncDir(filepath.Dir(l.path))
+		err = l.fs.SyncDir(filepath.Dir(l.path))
 	}
 	l.hook("swapped")
 

@@ -67,5 +67,9 @@
 // with a negative CompactRatio, unless the emitter bounds its history
 // (Emitter.Retain), in which case compaction does shrink the file.
 //
+// The file work goes through internal/vfs, so that tests run the Log on
+// vfs.MemFS and check, at every point where a crash could strike, that a
+// log reopened from what was fsynced holds every acknowledged change.
+//
 // One file must be used by one Log at a time, in one process.
 package persist

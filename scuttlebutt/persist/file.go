@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/scuttlebutt"
 )
 
@@ -50,7 +51,12 @@ func Save(w io.Writer, r *scuttlebutt.Replica) error {
 // in the same directory, fsyncs it, renames it to path and fsyncs the
 // directory. A crash leaves either the old file or the new one.
 func SaveFile(path string, r *scuttlebutt.Replica) error {
-	f, tmp, err := createTemp(path)
+	return saveFile(vfs.Default, path, r)
+}
+
+// saveFile is SaveFile on the file system fsys.
+func saveFile(fsys vfs.FS, path string, r *scuttlebutt.Replica) error {
+	f, tmp, err := createTemp(fsys, path)
 	if err != nil {
 		return fmt.Errorf("persist: save: %w", err)
 	}
@@ -66,13 +72,13 @@ func SaveFile(path string, r *scuttlebutt.Replica) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return fmt.Errorf("persist: save: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("persist: save: %w", err)
 	}
 	return nil
@@ -81,17 +87,17 @@ func SaveFile(path string, r *scuttlebutt.Replica) error {
 // createTemp creates a new file next to path, with the permissions
 // os.Create gives (0666 less the umask; os.CreateTemp would give 0600), or
 // those of path if it exists.
-func createTemp(path string) (*os.File, string, error) {
+func createTemp(fsys vfs.FS, path string) (vfs.File, string, error) {
 	for {
 		name := fmt.Sprintf("%s.tmp-%08x", path, rand.Uint32())
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err := fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err == nil {
-			if err = keepMode(f, path); err != nil {
+			if err = keepMode(fsys, f, path); err != nil {
 				f.Close()
-				os.Remove(name)
+				fsys.Remove(name)
 				return nil, "", err
 			}
 		}
@@ -101,8 +107,8 @@ func createTemp(path string) (*os.File, string, error) {
 
 // keepMode gives f the permissions of the file at path, if there is one,
 // so that replacing that file does not change them.
-func keepMode(f *os.File, path string) error {
-	fi, err := os.Stat(path)
+func keepMode(fsys vfs.FS, f vfs.File, path string) error {
+	fi, err := fsys.Stat(path)
 	if err != nil {
 		return nil
 	}
@@ -126,7 +132,12 @@ func Load(rd io.Reader, r *scuttlebutt.Replica) error {
 
 // LoadFile loads the file at path into the replica; see Load.
 func LoadFile(path string, r *scuttlebutt.Replica) error {
-	f, err := os.Open(path)
+	return loadFile(vfs.Default, path, r)
+}
+
+// loadFile is LoadFile on the file system fsys.
+func loadFile(fsys vfs.FS, path string, r *scuttlebutt.Replica) error {
+	f, err := fsys.Open(path)
 	if err != nil {
 		return fmt.Errorf("persist: load: %w", err)
 	}
@@ -140,7 +151,12 @@ func LoadFile(path string, r *scuttlebutt.Replica) error {
 // source after a restart. It fails if the file does not exist
 // (errors.Is(err, fs.ErrNotExist)) or does not start with a header.
 func ReadID(path string) (string, error) {
-	f, err := os.Open(path)
+	return readID(vfs.Default, path)
+}
+
+// readID is ReadID on the file system fsys.
+func readID(fsys vfs.FS, path string) (string, error) {
+	f, err := fsys.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("persist: %w", err)
 	}
@@ -302,18 +318,4 @@ func scan(rd io.Reader, apply func(scuttlebutt.Update) bool, durable bool) (scan
 		}
 	}
 	return res, nil
-}
-
-// syncDir fsyncs a directory, so that a rename or a new file in it is
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

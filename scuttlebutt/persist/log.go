@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/scuttlebutt"
 )
 
@@ -48,11 +49,12 @@ type Options struct {
 	// compaction (default: discard).
 	Logger *slog.Logger
 
+	fs   vfs.FS             // tests: the file system (default vfs.Default)
 	wrap func(file) file    // tests: wraps each file the log appends to
 	hook func(stage string) // tests: called at each stage of a compaction
 }
 
-// file is what a Log appends to: an *os.File, wrapped in tests to inject
+// file is what a Log appends to: a vfs.File, wrapped in tests to inject
 // faults or to slow writes down.
 type file interface {
 	io.Writer
@@ -76,6 +78,7 @@ type Stats struct {
 // for concurrent use.
 type Log struct {
 	path    string
+	fs      vfs.FS
 	r       *scuttlebutt.Replica
 	ratio   float64 // <= 0: no automatic compaction
 	minSize int64
@@ -186,6 +189,7 @@ func appendLine(dst []byte, u scuttlebutt.Update) []byte {
 func Open(path string, r *scuttlebutt.Replica, opts Options) (*Log, error) {
 	l := &Log{
 		path:    path,
+		fs:      opts.fs,
 		r:       r,
 		ratio:   opts.CompactRatio,
 		minSize: opts.CompactMinSize,
@@ -205,6 +209,9 @@ func Open(path string, r *scuttlebutt.Replica, opts Options) (*Log, error) {
 	if l.minSize == 0 {
 		l.minSize = DefaultCompactMinSize
 	}
+	if l.fs == nil {
+		l.fs = vfs.Default
+	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
@@ -214,7 +221,7 @@ func Open(path string, r *scuttlebutt.Replica, opts Options) (*Log, error) {
 	if l.hook == nil {
 		l.hook = func(string) {}
 	}
-	if err := os.Remove(l.tmpPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := l.fs.Remove(l.tmpPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("persist: open: %w", err)
 	}
 	hadState := len(r.Clock()) > 0
@@ -245,15 +252,15 @@ func (l *Log) tmpPath() string { return l.path + ".tmp" }
 
 // load opens the file, applies it to the replica, cuts a torn tail and a
 // final "SYNC", and leaves the file positioned for appending.
-func (l *Log) load() (*os.File, error) {
-	f, err := os.OpenFile(l.path, os.O_RDWR, 0)
+func (l *Log) load() (vfs.File, error) {
+	f, err := l.fs.OpenFile(l.path, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		f, err = l.create()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("persist: open: %w", err)
 	}
-	fail := func(err error) (*os.File, error) {
+	fail := func(err error) (vfs.File, error) {
 		f.Close()
 		return nil, err
 	}
@@ -290,7 +297,7 @@ func (l *Log) load() (*os.File, error) {
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("persist: open: %w", err))
 		}
-		if err := syncDir(filepath.Dir(l.path)); err != nil {
+		if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
 			return fail(fmt.Errorf("persist: open: %w", err))
 		}
 	}
@@ -315,8 +322,8 @@ func (l *Log) header() []byte {
 // create writes a new file holding a header line atomically (a temporary
 // file renamed into place), so that the file never exists without one,
 // and opens it.
-func (l *Log) create() (*os.File, error) {
-	tmp, err := os.OpenFile(l.tmpPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+func (l *Log) create() (vfs.File, error) {
+	tmp, err := l.fs.OpenFile(l.tmpPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return nil, err
 	}
@@ -328,16 +335,16 @@ func (l *Log) create() (*os.File, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(l.tmpPath(), l.path)
+		err = l.fs.Rename(l.tmpPath(), l.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(l.path))
+		err = l.fs.SyncDir(filepath.Dir(l.path))
 	}
 	if err != nil {
-		os.Remove(l.tmpPath())
+		l.fs.Remove(l.tmpPath())
 		return nil, err
 	}
-	return os.OpenFile(l.path, os.O_RDWR, 0)
+	return l.fs.OpenFile(l.path, os.O_RDWR, 0)
 }
 
 // Record implements scuttlebutt.Journal: it queues the update's line for
@@ -372,6 +379,11 @@ func (l *Log) Record(u scuttlebutt.Update) {
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err != nil {
+		// Record drops what a failed log is given: nothing is pending,
+		// and the change is not durable.
+		return l.err
+	}
 	target := l.seq
 	for l.flushed < target {
 		switch {

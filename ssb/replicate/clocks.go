@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
 
@@ -91,20 +92,7 @@ func (r *Replicator) saveClock(peer refs.Feed, clock map[refs.Feed]int64) error 
 	if err := os.MkdirAll(r.cfg.ClockDir, 0o700); err != nil {
 		return fmt.Errorf("replicate: clock: %w", err)
 	}
-	path := r.clockPath(peer)
-	tmp, err := os.CreateTemp(r.cfg.ClockDir, ".clock-*")
-	if err != nil {
-		return fmt.Errorf("replicate: clock: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("replicate: clock: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("replicate: clock: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := vfs.WriteFile(vfs.Default, r.clockPath(peer), b, 0o600); err != nil {
 		return fmt.Errorf("replicate: clock: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
 
@@ -143,37 +144,10 @@ func (r *Replicator) savePolicyLocked() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("replicate: policy: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".policy-*")
-	if err != nil {
-		return fmt.Errorf("replicate: policy: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), r.cfg.PolicyFile)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+	if err := vfs.WriteFile(vfs.Default, r.cfg.PolicyFile, b, 0o600); err != nil {
 		return fmt.Errorf("replicate: policy: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Request asks to replicate feed (replicate true) or not (false),

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server/schedule"
@@ -237,11 +238,10 @@ func (p *peers) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := p.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := vfs.WriteFile(vfs.Default, p.path, b, 0o600); err != nil {
 		return fmt.Errorf("server: peers: %w", err)
 	}
-	return os.Rename(tmp, p.path)
+	return nil
 }
 
 // applyLocked carries out what the scheduler decided after an input at

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/plugins/db"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -375,11 +376,7 @@ func (p *Plugin) saveType(typ string, on bool) error {
 	if err != nil {
 		return fmt.Errorf("gossip: config: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return fmt.Errorf("gossip: config: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := vfs.WriteFile(vfs.Default, path, out, 0o600); err != nil {
 		return fmt.Errorf("gossip: config: %w", err)
 	}
 	return nil
