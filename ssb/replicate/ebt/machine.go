@@ -187,7 +187,7 @@ type session struct {
 	asked   map[refs.Feed]bool  // feeds whose last note from the peer asks to receive
 	sending map[refs.Feed]bool  // feeds being sent
 	recv    map[refs.Feed]*recv
-	pending map[refs.Feed]int64 // feeds advanced here, to announce at the next tick
+	pending map[refs.Feed]bool  // feeds advanced here, to announce at the next tick
 
 	lastMsg    time.Time // when the peer last sent a message
 	stalledAt  time.Time // when a feed was last moved away from it for stalling
@@ -362,7 +362,7 @@ func (m *Machine) Open(id SessionID, peer refs.Feed, clock map[refs.Feed]int64, 
 		asked:   make(map[refs.Feed]bool),
 		sending: make(map[refs.Feed]bool),
 		recv:    make(map[refs.Feed]*recv),
-		pending: make(map[refs.Feed]int64),
+		pending: make(map[refs.Feed]bool),
 		lastMsg: m.now, lastSave: m.now,
 	}
 	if s.theirs == nil {
@@ -678,7 +678,7 @@ func (m *Machine) Appended(f refs.Feed, seq int64) {
 		if s.sending[f] {
 			m.sendUpTo(s, f, seq)
 		} else if s.started {
-			s.pending[f] = seq
+			s.pending[f] = true
 		}
 	}
 }
@@ -847,11 +847,31 @@ func (m *Machine) Exclude(feed, peer refs.Feed, on bool) {
 		}
 	}
 	m.wantDirty = true
-	if feed == m.self {
-		return // the driver closes or keeps the connection
-	}
 	for _, id := range slices.Sorted(maps.Keys(before)) {
 		s := m.sessions[id]
+		if feed == m.self {
+			// Everything is kept from the peer (the driver closes its
+			// connection), or shared again.
+			for _, f := range slices.SortedFunc(maps.Keys(s.sending), refs.Feed.Compare) {
+				if on {
+					m.stopSending(s, f)
+				}
+			}
+			for f, o := range m.rxFrom {
+				if on && o == id {
+					s.rx[f] = false
+					m.release(s, f)
+				}
+			}
+			if !on {
+				for _, f := range slices.SortedFunc(maps.Keys(s.asked), refs.Feed.Compare) {
+					if !m.withheld(f, peer) {
+						m.share(s, f)
+					}
+				}
+			}
+			continue
+		}
 		now := m.withheld(feed, peer)
 		switch {
 		case now && !before[id]:
@@ -980,7 +1000,7 @@ func (m *Machine) announce(s *session) {
 		return
 	}
 	for _, f := range slices.SortedFunc(maps.Keys(s.pending), refs.Feed.Compare) {
-		seq := s.pending[f]
+		seq := m.seq(f) // what is stored now (a deletion may have lowered it)
 		if !m.wanted[f] || m.withheld(f, s.peer) || s.sending[f] {
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
 
-// The scenario files in testdata/ are the specification of EBT here: each
+// The scenario files in testdata/scenarios/ are the specification of EBT here: each
 // step is an event given to the machine, followed by what it asks to be
 // done. Feeds and peers are named; a note's values read:
 //
@@ -45,7 +45,7 @@ import (
 //	stop s1: alice
 //	clock bob: alice:10 me:3
 func TestScenarios(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/scenarios", func(t *testing.T, path string) {
 		h := &harness{}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			out, err := h.run(d)
