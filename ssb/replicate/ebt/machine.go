@@ -187,7 +187,7 @@ type session struct {
 	asked   map[refs.Feed]bool  // feeds whose last note from the peer asks to receive
 	sending map[refs.Feed]bool  // feeds being sent
 	recv    map[refs.Feed]*recv
-	pending map[refs.Feed]bool  // feeds advanced here, to announce at the next tick
+	pending map[refs.Feed]bool // feeds advanced here, to announce at the next tick
 
 	lastMsg    time.Time // when the peer last sent a message
 	stalledAt  time.Time // when a feed was last moved away from it for stalling
