@@ -21,9 +21,10 @@ import (
 // Every event goes to the machine under r.mu, and what the machine asks
 // for is handed, still under r.mu and without blocking, to each session's
 // outbox, whose writer goroutine sends the notes and the ranges of feeds
-// in order; peers' clocks go to one saver goroutine. One pump goroutine,
-// running while there are sessions, follows the store's log into the
-// machine (Appended) and gives it its ticks.
+// in order; peers' clocks go to one saver goroutine. The store tells the
+// machine of each commit and deletion (store.OnAppend, OnDelete: no
+// message is read back for it), and a ticker, running while there are
+// sessions, gives it its ticks.
 
 // tickEvery is how often the machine is ticked: how long a burst of new
 // messages or wanted feeds gathers into one note.
@@ -89,19 +90,14 @@ func (r *Replicator) ServeEBT(ctx context.Context, req *muxrpc.Request, e *muxrp
 func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, responder bool) (gotNote bool, err error) {
 	es := &ebtSession{r: r, p: p, s: s, note: make(map[refs.Feed]int64), spans: make(map[refs.Feed]*span), wake: make(chan struct{}, 1), gen: make(map[refs.Feed]int)}
 	clock := r.loadClock(p.id)
-	r.pumpMu.Lock()
-	if err := r.startPumpLocked(); err != nil {
-		r.pumpMu.Unlock()
-		return false, err
-	}
 	r.mu.Lock()
 	r.nextSession++
 	es.id = ebt.SessionID(r.nextSession)
 	r.ebts[es.id] = es
 	r.machine.Open(es.id, p.id, clock, responder)
 	r.flushLocked()
+	r.startTickerLocked()
 	r.mu.Unlock()
-	r.pumpMu.Unlock()
 	ctx, stop := context.WithCancel(ctx)
 
 	var writer sync.WaitGroup
@@ -417,84 +413,28 @@ func (r *Replicator) latest(f refs.Feed) int64 {
 	return 0
 }
 
-// startPumpLocked starts the pump if it is not running: it follows the
-// store's log into the machine and ticks it while there are sessions. It
-// starts following before it reads the heads of all feeds, so that nothing
-// stored in between is missed, and it has given the heads to the machine
-// when it returns: a session's first note must know what is stored.
-// r.pumpMu is held, and is held too while the session that needs the pump
-// is added, so that the pump cannot stop in between.
-func (r *Replicator) startPumpLocked() error {
-	if r.pumping {
-		return nil
+// startTickerLocked starts the ticker if it is not running: it ticks the
+// machine every tickEvery while there are sessions. r.mu is held.
+func (r *Replicator) startTickerLocked() {
+	if r.ticking {
+		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	old, keys := false, false
-	it, err := r.store.Log(ctx, store.LogQuery{Live: true, Old: &old, Keys: &keys})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("replicate: following the log: %w", err)
-	}
-	heads, err := r.store.Feeds(ctx)
-	if err != nil {
-		it.Close()
-		cancel()
-		return fmt.Errorf("replicate: reading the feeds' heads: %w", err)
-	}
-	r.mu.Lock()
-	for _, h := range heads {
-		r.machine.Appended(h.Feed, h.State.Sequence)
-	}
-	r.flushLocked()
-	r.mu.Unlock()
-	r.pumping = true
+	r.ticking = true
 	r.wg.Go(func() {
-		defer cancel()
-		defer it.Close()
-		r.pump(ctx, it)
-	})
-	return nil
-}
-
-// pump gives the machine each message stored and ticks it every
-// tickEvery, until no session is left or the store closes.
-func (r *Replicator) pump(ctx context.Context, it *store.Iterator) {
-	lastTick := time.Now()
-	for {
-		nctx, ncancel := context.WithTimeout(ctx, tickEvery)
-		item, err := it.Next(nctx)
-		ncancel()
-		switch {
-		case err == nil:
-			if m, ok := asMessage(item.Value); ok {
-				r.mu.Lock()
-				r.machine.Appended(m.author, m.seq)
-				r.flushLocked()
+		t := time.NewTicker(tickEvery)
+		defer t.Stop()
+		for now := range t.C {
+			r.mu.Lock()
+			if len(r.ebts) == 0 {
+				r.ticking = false
 				r.mu.Unlock()
+				return
 			}
-			if time.Since(lastTick) < tickEvery {
-				continue
-			}
-		case !errors.Is(err, context.DeadlineExceeded):
-			r.pumpMu.Lock()
-			r.pumping = false // the store closed
-			r.pumpMu.Unlock()
-			return
-		}
-		lastTick = time.Now()
-		r.pumpMu.Lock()
-		r.mu.Lock()
-		if len(r.ebts) == 0 {
-			r.pumping = false
+			r.machine.Tick(now)
+			r.flushLocked()
 			r.mu.Unlock()
-			r.pumpMu.Unlock()
-			return
 		}
-		r.machine.Tick(lastTick)
-		r.flushLocked()
-		r.mu.Unlock()
-		r.pumpMu.Unlock()
-	}
+	})
 }
 
 // queueClockLocked hands a peer's clock to the saver. r.mu is held.

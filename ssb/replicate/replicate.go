@@ -63,8 +63,7 @@ type Replicator struct {
 	clockQueue   map[refs.Feed]map[refs.Feed]int64 // peers' clocks to store
 	clockWriting map[refs.Feed]map[refs.Feed]int64 // and being stored
 	saving       bool                              // saveClocks runs
-	pumpMu       sync.Mutex                        // serializes startPump
-	pumping      bool                              // under pumpMu
+	ticking      bool                              // the ticker runs
 	errors       map[refs.Feed]error               // the last invalid message of each feed
 	forked       map[refs.Feed]bool
 	requests     map[refs.Feed]bool               // Request: replicate (true) or not, whatever the graph says
@@ -170,7 +169,6 @@ func New(st *store.Store, self refs.Feed, cfg Config) *Replicator {
 		peers:        make(map[*peer]struct{}),
 		byConn:       make(map[*muxrpc.Endpoint]*peer),
 		heard:        make(map[*muxrpc.Endpoint]*event),
-		machine:      ebt.New(cfg.EBT, self, nil, time.Now()),
 		ebts:         make(map[ebt.SessionID]*ebtSession),
 		clockQueue:   make(map[refs.Feed]map[refs.Feed]int64),
 		clockWriting: make(map[refs.Feed]map[refs.Feed]int64),
@@ -184,9 +182,31 @@ func New(st *store.Store, self refs.Feed, cfg Config) *Replicator {
 	}
 	// A deletion (del) lowers what is stored of a feed: EBT sessions ask
 	// for it again.
-	if st == nil {
-		return r // policy tests: no store
+	// The machine knows what is stored: every head now, then every
+	// commit's (sent on to the peers that asked, announced to the others)
+	// and every deletion (a deleted feed is asked for again).
+	clock := make(map[refs.Feed]int64)
+	if st != nil { // (policy tests have no store)
+		heads, err := st.Feeds(context.Background())
+		if err != nil {
+			log.Warn("replicate: reading the feeds' heads", "err", err)
+		}
+		for _, h := range heads {
+			clock[h.Feed] = h.State.Sequence
+		}
 	}
+	r.machine = ebt.New(cfg.EBT, self, clock, time.Now())
+	if st == nil {
+		return r
+	}
+	st.OnAppend(func(heads []store.FeedHead) {
+		r.mu.Lock()
+		for _, h := range heads {
+			r.machine.Appended(h.Feed, h.Sequence)
+		}
+		r.flushLocked()
+		r.mu.Unlock()
+	})
 	st.OnDelete(func(d store.Deletion) {
 		r.mu.Lock()
 		r.machine.Deleted(d.Feed, d.Head.Sequence)

@@ -156,6 +156,7 @@ func (s *Store) commitTx(tx *bolt.Tx, batch []*request) {
 	s.commits.Add(1)
 	s.appended.Add(uint64(w.count))
 	s.published(w.next - 1)
+	s.tellAppended(accepted)
 	for _, r := range accepted {
 		r.reply(nil)
 	}

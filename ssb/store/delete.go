@@ -152,6 +152,61 @@ func (s *Store) deleteTx(tx *bolt.Tx, r *request) {
 	r.reply(nil)
 }
 
+// A FeedHead is a feed and the sequence of its latest message.
+type FeedHead struct {
+	Feed     refs.Feed
+	Sequence int64
+}
+
+// OnAppend registers fn to be told, after each commit that stored
+// messages, the new head of every feed the commit advanced (replication
+// uses it to send them on without reading them back). fn runs in the
+// store's committer once the messages are durable and readable, before the
+// appending calls return: it must be quick and must not write to the
+// store. The returned function unregisters it.
+func (s *Store) OnAppend(fn func([]FeedHead)) (remove func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onAppend == nil {
+		s.onAppend = make(map[uint64]func([]FeedHead))
+	}
+	s.hookID++
+	id := s.hookID
+	s.onAppend[id] = fn
+	return func() {
+		s.mu.Lock()
+		delete(s.onAppend, id)
+		s.mu.Unlock()
+	}
+}
+
+// tellAppended calls the OnAppend hooks with the heads a commit of
+// accepted requests made.
+func (s *Store) tellAppended(accepted []*request) {
+	s.mu.Lock()
+	if len(s.onAppend) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	hooks := slices.Collect(maps.Values(s.onAppend))
+	s.mu.Unlock()
+	var heads []FeedHead
+	at := make(map[refs.Feed]int)
+	for _, r := range accepted {
+		for _, m := range r.msgs {
+			if i, ok := at[m.Author]; ok {
+				heads[i].Sequence = max(heads[i].Sequence, m.Sequence)
+				continue
+			}
+			at[m.Author] = len(heads)
+			heads = append(heads, FeedHead{m.Author, m.Sequence})
+		}
+	}
+	for _, fn := range hooks {
+		fn(heads)
+	}
+}
+
 // OnDelete registers fn to be told of each deletion once it is durable,
 // before the deleting call returns (replication uses it to ask peers for
 // a feed again). fn runs in the store's committer: it must be quick and

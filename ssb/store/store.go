@@ -69,7 +69,9 @@ type Store struct {
 	deleted uint64        // messages deleted: positions up to durable the log lacks
 	notify  chan struct{} // closed and replaced after each commit
 	done    chan struct{} // closed by Close: wakes live readers
-	// onDelete holds the OnDelete hooks, by registration number.
+	// onAppend and onDelete hold the OnAppend and OnDelete hooks, by
+	// registration number.
+	onAppend map[uint64]func([]FeedHead)
 	onDelete map[uint64]func(Deletion)
 	hookID   uint64
 	senders  sync.WaitGroup
