@@ -14,6 +14,14 @@
 // (ssb/shs and ssb/boxstream, no muxrpc): one side writes as many bytes in
 // 64 KiB writes, the other reads them; best of three.
 //
+// Two more bounds use no muxrpc and no want exchange, with the data in
+// the same folder as the servers': "store" adds the same number of blobs
+// of the same size to a bare store (ssb/blobs, every add fsynced and
+// linked as a fetch's is), -inflight adds at once; "box+store" sends them
+// over one box-stream connection on loopback and adds each as it arrives,
+// -inflight adds at once, the best any fetch can do on this machine. The
+// program prints fetch / store bound and store bound / box-stream bound.
+//
 // With -mem (default on), 32 clients each read a different 5 MiB blob from
 // one Go server at once (blobs.get through the RPC), and the program
 // reports the peak of its Go heap (HeapInuse) and of its resident set
@@ -64,9 +72,11 @@ import (
 	"github.com/scuttlego/scuttle/internal/procmem"
 	"github.com/scuttlego/scuttle/internal/sbotrun"
 	"github.com/scuttlego/scuttle/internal/ssbtest"
+	blobstore "github.com/scuttlego/scuttle/ssb/blobs"
 	"github.com/scuttlego/scuttle/ssb/client"
 	"github.com/scuttlego/scuttle/ssb/keys"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
+	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/server"
 	"github.com/scuttlego/scuttle/ssb/shs"
 )
@@ -165,6 +175,28 @@ func run() error {
 		fmt.Printf("\nbox-stream bound failed: %v\n", err)
 	} else {
 		fmt.Printf("\nbound: box-stream over loopback TCP (ssb/shs, ssb/boxstream), 64 KiB writes: %.1f MB/s\n", bound)
+	}
+	blobs := randomBlobs(*n, *size)
+	storeRate, err := storeBound(ctx, filepath.Join(tmp, "store bound"), blobs, *inflight, nil)
+	if err != nil {
+		fmt.Printf("store bound failed: %v\n", err)
+	} else {
+		fmt.Printf("bound: store adds alone (ssb/blobs, fsynced), %d at once: %.1f MB/s\n", *inflight, storeRate)
+	}
+	pipeRate, err := storeBound(ctx, filepath.Join(tmp, "box+store bound"), blobs, *inflight, boxSource)
+	if err != nil {
+		fmt.Printf("box+store bound failed: %v\n", err)
+	} else {
+		fmt.Printf("bound: received over box-stream then added, %d adds at once: %.1f MB/s\n", *inflight, pipeRate)
+	}
+	if storeRate > 0 && bound > 0 {
+		fmt.Printf("store bound / box-stream bound: %.2f\n", storeRate/bound)
+	}
+	if rates["go"] > 0 && storeRate > 0 {
+		fmt.Printf("go fetch / store bound: %.2f\n", rates["go"]/storeRate)
+	}
+	if rates["go"] > 0 && pipeRate > 0 {
+		fmt.Printf("go fetch / box+store bound: %.2f\n", rates["go"]/pipeRate)
 	}
 	if rates["go"] > 0 && rates["js"] > 0 {
 		fmt.Printf("go / js: %.1fx (goal: at least 5x)\n", rates["go"]/rates["js"])
@@ -398,12 +430,18 @@ func wantAll(ctx context.Context, c *client.Client, ids []string) error {
 // in writes of chunk bytes over loopback TCP, in MB/s.
 func boxBound(ctx context.Context, total, chunk int) (float64, error) {
 	best := 0.0
+	cpu0 := cpuTime()
+	var sum time.Duration
 	for range 3 {
 		d, err := boxOnce(ctx, total, chunk)
 		if err != nil {
 			return 0, err
 		}
+		sum += d
 		best = max(best, float64(total)/1e6/d.Seconds())
+	}
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		fmt.Printf("(box-stream: %.0f µs of CPU per 64 KiB, %.2f cores)\n", float64(cpu.Microseconds())/(3*float64(total)/(64<<10)), cpu.Seconds()/sum.Seconds())
 	}
 	return best, nil
 }
@@ -464,6 +502,154 @@ func boxOnce(ctx context.Context, total, chunk int) (time.Duration, error) {
 		return 0, fmt.Errorf("box-stream: %w", err)
 	}
 	return time.Since(t0), nil
+}
+
+// randomBlobs returns n random blobs of size bytes.
+func randomBlobs(n, size int) [][]byte {
+	bs := make([][]byte, n)
+	for i := range bs {
+		bs[i] = make([]byte, size)
+		rand.Read(bs[i])
+	}
+	return bs
+}
+
+// storeBound opens a store in dir and adds blobs to it, at most inflight
+// at once, each checked against its id as a fetch's is, and returns the
+// rate in MB/s from the first byte to the last add. With a source, the
+// blobs come from it (boxSource: over a box-stream connection) rather
+// than from memory; the source yields each blob to add, which add must
+// have consumed before it returns.
+func storeBound(ctx context.Context, dir string, blobs [][]byte, inflight int, source func(ctx context.Context, blobs [][]byte, add func(i int, r io.Reader) error) error) (float64, error) {
+	if len(blobs) == 0 {
+		return 0, errors.New("no blobs")
+	}
+	s, err := blobstore.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	ids := make([]blobstore.Info, len(blobs))
+	total := 0
+	for i, b := range blobs {
+		ids[i].ID, ids[i].Size = refs.NewBlob(sha256.Sum256(b)), int64(len(b))
+		total += len(b)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// inflight buffers, each held by one add from its first byte read to
+	// its link: a fetch has the bytes in its connection's buffers.
+	bufs := make(chan []byte, inflight)
+	for range inflight {
+		bufs <- make([]byte, len(blobs[0]))
+	}
+	var wg sync.WaitGroup
+	// add reads blob i from r into a free buffer, then stores it in a
+	// goroutine of its own.
+	add := func(i int, r io.Reader) error {
+		var buf []byte
+		select {
+		case buf = <-bufs:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		buf = buf[:ids[i].Size]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			defer func() { bufs <- buf }()
+			if _, _, err := s.Add(ctx, bytes.NewReader(buf), &ids[i].ID); err != nil {
+				cancel(fmt.Errorf("add %d: %w", i, err))
+			}
+		})
+		return nil
+	}
+	if source == nil {
+		source = func(ctx context.Context, blobs [][]byte, add func(int, io.Reader) error) error {
+			for i, b := range blobs {
+				if err := add(i, bytes.NewReader(b)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	t0, cpu0 := time.Now(), cpuTime()
+	err = source(ctx, blobs, add)
+	wg.Wait()
+	d, cpu := time.Since(t0), cpuTime()-cpu0
+	if err := errors.Join(err, context.Cause(ctx)); err != nil {
+		return 0, err
+	}
+	for _, info := range ids {
+		if _, err := os.Stat(s.Path(info.ID)); err != nil {
+			return 0, fmt.Errorf("after the adds: %w", err)
+		}
+	}
+	if cpu > 0 {
+		fmt.Printf("(%s: %.0f µs of CPU per blob, %.2f cores)\n", filepath.Base(dir), float64(cpu.Microseconds())/float64(len(blobs)), cpu.Seconds()/d.Seconds())
+	}
+	return float64(total) / 1e6 / d.Seconds(), nil
+}
+
+// boxSource sends blobs over a box-stream connection on loopback TCP, each
+// in 64 KiB writes, and calls add for each as its bytes arrive on the
+// other side.
+func boxSource(ctx context.Context, blobs [][]byte, add func(int, io.Reader) error) error {
+	srv, err1 := keys.Generate(nil)
+	cli, err2 := keys.Generate(nil)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	sent := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			sent <- err
+			return
+		}
+		bc, _, err := shs.ServerConn(ctx, conn, caps, srv.Private, nil)
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer bc.Close()
+		for _, b := range blobs {
+			for off := 0; off < len(b); off += 64 << 10 {
+				if _, err := bc.Write(b[off:min(off+64<<10, len(b))]); err != nil {
+					sent <- fmt.Errorf("box-stream: %w", err)
+					return
+				}
+			}
+		}
+		sent <- bc.CloseWrite()
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	bc, err := shs.ClientConn(ctx, raw, caps, cli.Private, srv.Public)
+	if err != nil {
+		return err
+	}
+	defer bc.Close()
+	for i, b := range blobs {
+		if err := add(i, io.LimitReader(bc, int64(len(b)))); err != nil {
+			bc.Close()
+			<-sent
+			return fmt.Errorf("box-stream: %w", err)
+		}
+	}
+	if err := <-sent; err != nil {
+		return fmt.Errorf("box-stream: %w", err)
+	}
+	return nil
 }
 
 // memory adds readers blobs of size bytes to a Go server, then reads them

@@ -29,6 +29,14 @@ func (s *Store) Subscribe() *Subscription {
 	return sub
 }
 
+// Subscribers returns how many subscriptions are live (a test waits on it
+// to know that a stream of changes is open before it adds).
+func (s *Store) Subscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
 // C returns the channel of added blobs. It is closed when the
 // subscription ends; Err then says why.
 func (sub *Subscription) C() <-chan Info { return sub.c }

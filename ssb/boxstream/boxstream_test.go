@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"testing/iotest"
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/nacl/secretbox"
@@ -123,6 +124,53 @@ func TestRoundTripSplitsLargeWrites(t *testing.T) {
 	}
 }
 
+// The read-ahead gives the same bytes whatever the underlying reader
+// returns at once (one byte, half of what is asked, everything), across
+// many frames and more than one read-ahead buffer; it gives its buffer
+// back once drained, and at the end.
+func TestReadAhead(t *testing.T) {
+	var key [32]byte
+	var nonce [24]byte
+	key[0] = 7
+	var wire bytes.Buffer
+	w := NewWriter(&wire, key, nonce)
+	want := make([]byte, 3*ReadAhead+12345)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	for rest := want; len(rest) > 0; {
+		n := min(len(rest), 1+rng.IntN(3*MaxChunk))
+		w.Write(rest[:n])
+		rest = rest[n:]
+	}
+	w.Close()
+	wire.Write([]byte("after the goodbye"))
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"one byte": iotest.OneByteReader,
+		"half":     iotest.HalfReader,
+		"all":      func(r io.Reader) io.Reader { return r },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := NewReader(wrap(bytes.NewReader(wire.Bytes())), key, nonce)
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %d bytes of %d, %v", len(got), len(want), err)
+			}
+			if r.ahead != nil {
+				t.Error("the read-ahead buffer is held after the goodbye")
+			}
+		})
+	}
+	t.Run("ends inside a body after a read-ahead", func(t *testing.T) {
+		cut := wire.Bytes()[:ReadAhead+HeaderSize+100]
+		_, err := io.ReadAll(NewReader(bytes.NewReader(cut), key, nonce))
+		if !errors.Is(err, ErrNoGoodbye) {
+			t.Fatalf("err = %v, want ErrNoGoodbye", err)
+		}
+	})
+}
+
 func TestBadInput(t *testing.T) {
 	v, key, nonce := loadVectors(t)
 	frame := append(unhex(t, v.Chunks[0].Header), unhex(t, v.Chunks[0].Body)...)
@@ -218,7 +266,7 @@ func TestConnHalfClose(t *testing.T) {
 }
 
 // FuzzReader: arbitrary bytes never panic; a Reader returns an error or
-// io.EOF, and holds at most one frame.
+// io.EOF, and never more plaintext than the input.
 func FuzzReader(f *testing.F) {
 	v, key, nonce := loadVectors(f)
 	var valid []byte

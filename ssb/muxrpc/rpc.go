@@ -301,8 +301,10 @@ func (e *Endpoint) flush() {
 	}
 }
 
-// writeChunk is the progress a write must make within WriteTimeout.
-const writeChunk = 64 << 10
+// writeChunk is the progress a write must make within WriteTimeout: a
+// packet of a 64 KiB body (a blob's chunk) and its header, so that such a
+// packet is one write (and box-stream frames of 4 KiB, none of 9 bytes).
+const writeChunk = 64<<10 + HeaderSize
 
 // write writes buf in chunks, each within WriteTimeout.
 func (e *Endpoint) write(buf []byte) error {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,18 @@ func startServerCaps(t testing.TB, config string, caps [32]byte) *testServer {
 // local connects to the server's local socket, with the owner's rights.
 func (s *testServer) local(t testing.TB) *muxrpc.Endpoint {
 	return ssbtest.DialLocal(t, server.SocketPath(s.cfg.Path))
+}
+
+// waitSubscribers waits until the store has n live subscriptions.
+func (s *testServer) waitSubscribers(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.blobs.store.Subscribers() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store has %d subscriptions, want %d", s.blobs.store.Subscribers(), n)
+		}
+		runtime.Gosched()
+	}
 }
 
 // nextAdd waits for the outcome of the next blobs.add the server handled.
@@ -209,6 +222,7 @@ func TestLocalMethods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.waitSubscribers(t, 1) // the handler runs on its own: wait until it listens
 
 	data := randomBytes(3*blobstore.ChunkSize + 1000)
 	id := blobID(data)
@@ -300,9 +314,7 @@ func TestLocalMethods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps, _ := readAll(t, e, "blobs.ls"); len(ps) != 2 {
-		t.Fatal("ls")
-	} // the live stream is open on the server once a later call is answered
+	s.waitSubscribers(t, 2) // blobs.changes and this one
 	third := []byte("third")
 	streamEnd(t, write(t, e, third, 100))
 	s.nextAdd(t)

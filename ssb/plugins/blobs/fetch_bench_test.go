@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +44,7 @@ func benchFetch(b *testing.B, size, inflight int) {
 	e := sb.local(b)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0, r0, w0 := cpuTime(), ioCalls("syscr:"), ioCalls("syscw:")
 	sem := make(chan struct{}, inflight)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
@@ -61,9 +64,32 @@ func benchFetch(b *testing.B, size, inflight int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if r0 >= 0 {
+		b.ReportMetric(float64(ioCalls("syscr:")-r0)/float64(b.N), "reads/op")
+		b.ReportMetric(float64(ioCalls("syscw:")-w0)/float64(b.N), "writes/op")
+	}
 	select {
 	case err := <-errs:
 		b.Fatal(err)
 	default:
 	}
+}
+
+// ioCalls returns a counter of /proc/self/io (syscr: read system calls,
+// syscw: write ones), or -1 without it.
+func ioCalls(field string) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
