@@ -121,7 +121,14 @@ func (r *Replicator) ebt(ctx context.Context, p *peer, s *muxrpc.Stream, respond
 		r.machine.Close(es.id)
 		delete(r.ebts, es.id)
 		r.flushLocked()
+		saveNow := r.stopped && !r.saving
+		if saveNow {
+			r.saving = true
+		}
 		r.mu.Unlock()
+		if saveNow { // shutting down: the peer's clock is saved before the session ends
+			r.saveClocks()
+		}
 	}()
 	first := true
 	for {
@@ -416,7 +423,7 @@ func (r *Replicator) latest(f refs.Feed) int64 {
 // startTickerLocked starts the ticker if it is not running: it ticks the
 // machine every tickEvery while there are sessions. r.mu is held.
 func (r *Replicator) startTickerLocked() {
-	if r.ticking {
+	if r.ticking || r.stopped {
 		return
 	}
 	r.ticking = true
@@ -443,7 +450,7 @@ func (r *Replicator) queueClockLocked(peer refs.Feed, clock map[refs.Feed]int64)
 		return
 	}
 	r.clockQueue[peer] = clock
-	if !r.saving {
+	if !r.saving && !r.stopped { // stopped: the session's end saves it
 		r.saving = true
 		r.wg.Go(r.saveClocks)
 	}

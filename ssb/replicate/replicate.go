@@ -64,6 +64,7 @@ type Replicator struct {
 	clockWriting map[refs.Feed]map[refs.Feed]int64 // and being stored
 	saving       bool                              // saveClocks runs
 	ticking      bool                              // the ticker runs
+	stopped      bool                              // Run has ended: r.wg takes no more
 	errors       map[refs.Feed]error               // the last invalid message of each feed
 	forked       map[refs.Feed]bool
 	requests     map[refs.Feed]bool               // Request: replicate (true) or not, whatever the graph says
@@ -231,6 +232,11 @@ func (r *Replicator) Run(ctx context.Context) error {
 		item, err := it.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+				// From now on nothing starts a goroutine of r.wg: an
+				// Add while Wait runs with none left is a race.
+				r.mu.Lock()
+				r.stopped = true
+				r.mu.Unlock()
 				r.wg.Wait()
 				return nil
 			}
@@ -352,8 +358,11 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 	// Recorded now, so that Heard finds it for the connection's first call.
 	heard := &event{ch: make(chan struct{})}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return // shutting down
+	}
 	r.heard[e] = heard
-	r.mu.Unlock()
 	r.wg.Go(func() {
 		defer func() {
 			r.mu.Lock()
@@ -538,6 +547,10 @@ func (r *Replicator) askLocked(p *peer) {
 		ctx, cancel := context.WithCancel(p.ctx)
 		fe := &fetching{cancel: cancel}
 		p.asking[f] = fe
+		if r.stopped {
+			cancel()
+			continue
+		}
 		r.wg.Go(func() { r.fetch(ctx, p, f, fe) })
 	}
 }

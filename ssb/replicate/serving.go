@@ -70,9 +70,13 @@ func (r *Replicator) blockChanged(from, to refs.Feed) {
 	}
 	r.machine.Exclude(from, to, r.excludesLocked(from, to))
 	r.flushLocked()
-	r.mu.Unlock()
 	for _, p := range closing {
 		r.log.Info("replicate: a peer is blocked; closing its connection", "peer", to.String())
+		if r.stopped {
+			go p.e.Close() // shutting down: the connection ends with the server
+			continue
+		}
 		r.wg.Go(func() { p.e.Close() }) // goodbye waits for the flush
 	}
+	r.mu.Unlock()
 }
