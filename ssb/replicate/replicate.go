@@ -350,10 +350,11 @@ func (r *Replicator) update() {
 // AddPeer replicates with a connected peer until its connection or ctx
 // ends. It returns at once. A second connection with a peer that is
 // replicating on another one is not replicated on (ssb-ebt refuses a
-// second session with a peer, too). The side that dialed (dialer) starts EBT and
-// falls back to legacy replication if the peer refuses it; the other side
-// answers the peer's ebt.replicate (ServeEBT), and falls back to legacy if
-// the peer has not called it within EBTWait.
+// second session with a peer, too). Whether EBT runs or replication falls
+// back to legacy is ebt.Start's rule: the side that dialed (dialer) starts
+// EBT and falls back if the peer refuses it; the other side answers the
+// peer's ebt.replicate (ServeEBT), and falls back if the peer has not
+// called it within Config.EBTWait.
 func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Feed, dialer bool) {
 	// Recorded now, so that Heard finds it for the connection's first call.
 	heard := &event{ch: make(chan struct{})}
@@ -381,46 +382,48 @@ func (r *Replicator) AddPeer(ctx context.Context, e *muxrpc.Endpoint, id refs.Fe
 			case <-e.Done():
 			}
 		}
-		if r.cfg.NoEBT && !dialer {
-			// The peer dialed: ask only once it has called us (its
-			// ebt.replicate, refused, or anything else), or after
-			// Config.EBTWait. Until it has, its connection handlers may not
-			// be set up: ssb-replicate starts asking for our feeds on
-			// the first createHistoryStream call it sees on a
-			// connection, and misses one that arrives with the end of
-			// the handshake, before its rpc:connect listeners exist;
-			// it then never asks.
-			select {
-			case <-p.heard.ch:
-			case <-time.After(r.cfg.EBTWait):
-			case <-ctx.Done():
-				return
-			case <-e.Done():
-				return
-			}
-		} else if r.cfg.NoEBT {
-			// we dialed: legacy at once
-		} else if dialer {
-			s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
-			if err == nil {
-				p.sessions.Add(1)
-				gotNote, _ := r.ebt(ctx, p, s, false)
-				p.sessions.Done()
-				if gotNote {
-					return // EBT ran; the stream or the connection ended
+		// How replication starts (EBT, or the fallback to legacy) is
+		// ebt.Start's to decide; this loop reports what happens.
+		start, act := ebt.NewStart(dialer, r.cfg.NoEBT, time.Now(), r.cfg.EBTWait)
+		heardCh, calledCh := p.heard.ch, p.ebtCalled
+		for act != ebt.RunLegacy {
+			switch act {
+			case ebt.CallEBT:
+				gotNote := false
+				s, err := e.Open(muxrpc.Method{"ebt", "replicate"}, muxrpc.Duplex, map[string]any{"version": 3})
+				if err == nil {
+					p.sessions.Add(1)
+					gotNote, _ = r.ebt(ctx, p, s, false)
+					p.sessions.Done()
 				}
-			}
-			r.log.Debug("replicate: peer refused EBT; legacy", "peer", id.String())
-		} else {
-			select {
-			case <-p.ebtCalled:
-				done()
+				if !gotNote {
+					r.log.Debug("replicate: peer refused EBT; legacy", "peer", id.String())
+				}
+				act = start.SessionEnded(gotNote)
+			case ebt.Stop:
+				return // EBT ran; the stream or the connection ended
+			case ebt.RunEBT:
+				done() // the peer's ebt.replicate runs (ServeEBT)
 				return
-			case <-time.After(r.cfg.EBTWait):
-			case <-ctx.Done():
-				return
-			case <-e.Done():
-				return
+			default:
+				timer := time.NewTimer(time.Until(start.Deadline()))
+				select {
+				case <-heardCh:
+					heardCh = nil
+					act = start.Called(false)
+				case <-calledCh:
+					calledCh = nil
+					act = start.Called(true)
+				case now := <-timer.C:
+					act = start.Tick(now)
+				case <-ctx.Done():
+					timer.Stop()
+					return
+				case <-e.Done():
+					timer.Stop()
+					return
+				}
+				timer.Stop()
 			}
 		}
 		r.mu.Lock()
