@@ -656,12 +656,43 @@ func (r *Replicator) fetchOnce(ctx context.Context, p *peer, f refs.Feed) (refus
 		refused = broke.Load()
 	}()
 	for raw := range msgs {
-		batch := gather([][]byte{raw}, msgs)
+		batch := r.takeNew(p, f, gather([][]byte{raw}, msgs))
+		if len(batch) == 0 {
+			continue
+		}
 		if _, err := r.append(p, f, batch); err != nil {
+			r.mu.Lock()
+			r.machine.Untake(f)
+			r.mu.Unlock()
 			return false, err
 		}
 	}
 	return false, nil
+}
+
+// takeNew drops from a batch of f that a legacy peer sent the messages
+// stored or being appended already (every legacy peer sends every feed it
+// is asked for): they are counted, not verified again.
+func (r *Replicator) takeNew(p *peer, f refs.Feed, batch [][]byte) [][]byte {
+	seqs := make([]int64, len(batch))
+	for i, raw := range batch {
+		seqs[i] = -1 // not a message of f: the store refuses it
+		if m, ok := asMessage(raw); ok && m.author == f {
+			seqs[i] = m.seq
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := batch[:0]
+	for i, raw := range batch {
+		if seqs[i] < 0 || r.machine.Take(f, seqs[i]) {
+			out = append(out, raw)
+			continue
+		}
+		r.stats.Received++
+		p.received++
+	}
+	return out
 }
 
 // gather adds to batch what has arrived on ch, without waiting, up to

@@ -666,6 +666,24 @@ func (m *Machine) Message(id SessionID, f refs.Feed, seq int64) bool {
 	return true
 }
 
+// Take reports whether a message of f with sequence seq that came outside
+// any session (legacy replication) is new: above what is stored or being
+// appended. If it is, it counts as being appended from now on, so that the
+// same message from another peer is dropped before verification; Untake
+// undoes that when its append fails.
+func (m *Machine) Take(f refs.Feed, seq int64) bool {
+	if seq <= max(m.ours[f], m.inflight[f]) {
+		m.stats.Duplicates++
+		return false
+	}
+	m.inflight[f] = seq
+	return true
+}
+
+// Untake forgets what Take took of f beyond what is stored: an append
+// failed.
+func (m *Machine) Untake(f refs.Feed) { m.inflight[f] = m.ours[f] }
+
 // Appended records that f is stored up to seq (from any source): sessions
 // sending f get the new messages, the others hear of it at the next tick.
 func (m *Machine) Appended(f refs.Feed, seq int64) {

@@ -29,6 +29,8 @@ import (
 //	open s=1 peer=bob [responder] [clock=a:5,b:-1]
 //	note s=1 alice=10+ bob=3 carol=-1
 //	message s=1 alice 11          -> append | drop
+//	take alice 11                 -> append | drop (legacy: no session)
+//	untake alice                  (its append failed)
 //	appended alice 12
 //	deleted alice 4               (alice is now stored up to 4)
 //	failed s=1 alice order|invalid
@@ -191,6 +193,21 @@ func (h *harness) run(d *datadriven.TestData) (string, error) {
 			return "", err
 		}
 		h.m.Appended(feed(d.CmdArgs[0].Key), seq)
+	case "take":
+		if len(d.CmdArgs) != 2 {
+			return "", fmt.Errorf("take FEED SEQ")
+		}
+		seq, err := strconv.ParseInt(d.CmdArgs[1].Key, 10, 64)
+		if err != nil {
+			return "", err
+		}
+		if h.m.Take(feed(d.CmdArgs[0].Key), seq) {
+			b.WriteString("append\n")
+		} else {
+			b.WriteString("drop\n")
+		}
+	case "untake":
+		h.m.Untake(feed(d.CmdArgs[0].Key))
 	case "deleted":
 		if len(d.CmdArgs) != 2 {
 			return "", fmt.Errorf("deleted FEED SEQ")
