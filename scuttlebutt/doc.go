@@ -56,6 +56,9 @@
 //   - a line that is not JSON, or not a header, update or value (ErrProtocol);
 //   - a line longer than WithMaxLine, 1 MiB by default (ErrLineTooLong); no
 //     more than the limit is ever buffered;
+//   - an output that ends in the middle of a line, from a peer that died or
+//     was cut off (an error wrapping io.ErrUnexpectedEOF); the partial line
+//     is not applied;
 //   - a non-finite timestamp (ErrProtocol), or one more than
 //     WithMaxClockSkew (10 minutes by default) ahead of the local wall
 //     clock (ErrFutureTimestamp): local timestamps are raised above every
@@ -134,4 +137,10 @@
 //     its history once (JavaScript sends it twice over TCP).
 //   - A clock entry of 0 means "has the update at 0", not "has nothing"
 //     (JavaScript tests the entry for truthiness).
+//   - A peer's output that ends without a final newline fails the stream
+//     (io.ErrUnexpectedEOF); JavaScript parses the rest as a last line.
+//   - Over a connection that cannot half-close, the end of a stream's output
+//     closes the connection once nothing more is wanted from the peer (see
+//     Stream.Serve); a JavaScript stream's end closes such a transport at
+//     once.
 package scuttlebutt

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -39,6 +40,9 @@ func FuzzStreamWrite(f *testing.F) {
 		"garbage\n",
 		strings.Repeat("a", fzMaxLine+1),
 		`[["k",1],-0,"P"]` + "\n" + `[["k",1],0,"P"]` + "\n",
+		`{"id":"P","clock":{}}` + "\n" + `[["k",1],5,"P"]` + "\n" + `[["cut",2],6,`, // the peer dies mid-line
+		`[["a\ud800",1],5,"P"]` + "\n" + `[["a\ufffd",2],6,"P"]` + "\n" + `[["\udc00\ud800",3],7,"P"]` + "\n",
+		`[["__proto__",1],5,"P"]` + "\n" + `[["k",1],6,"P"]` + "\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -88,7 +92,12 @@ func FuzzStreamWrite(f *testing.F) {
 				t.Fatal("Write after failure succeeded")
 			}
 		} else {
-			s.CloseWrite()
+			// The input ends here: in the middle of a line, that is a peer
+			// that died.
+			err := s.CloseWrite()
+			if partial := sinceNewline > 0; partial != errors.Is(err, io.ErrUnexpectedEOF) || !partial && err != nil {
+				t.Fatalf("CloseWrite with %d bytes after the last newline = %v", sinceNewline, err)
+			}
 			fzCheckOutput(t, s)
 			if !utClosed(s.Done()) {
 				t.Fatal("stream not closed after CloseWrite and draining")

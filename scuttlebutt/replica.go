@@ -450,7 +450,8 @@ func (r *Replica) Streams() int {
 }
 
 // Dispose ends every open stream, as if each peer had ended its input: each
-// stream sends what it has queued, then ends its output.
+// stream sends what it has queued, then ends its output, and Serve ends the
+// connection (see Stream.Serve), so that the peer ends its stream too.
 func (r *Replica) Dispose() {
 	r.streamsMu.Lock()
 	all := make([]*Stream, 0, len(r.streams))
@@ -459,7 +460,7 @@ func (r *Replica) Dispose() {
 	}
 	r.streamsMu.Unlock()
 	for _, s := range all {
-		s.CloseWrite()
+		s.shut(nil, false) // not CloseWrite: the peer may be in the middle of a line
 	}
 }
 

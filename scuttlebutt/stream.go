@@ -767,7 +767,19 @@ func (s *Stream) receiveSync() {
 // CloseWrite ends the stream's input: the peer has ended its output. The
 // stream sends what it has queued (history and "SYNC" included, so a peer
 // that half-closes early still gets them), then ends its output.
+//
+// If the peer's output ended in the middle of a line, the line is not
+// applied, and the stream fails with an error wrapping io.ErrUnexpectedEOF,
+// which CloseWrite returns: the peer died or was cut off, it did not end
+// cleanly (a peer ends every line, the last one included).
 func (s *Stream) CloseWrite() error {
+	s.writeMu.Lock()
+	n := len(s.partial)
+	s.writeMu.Unlock()
+	if n > 0 {
+		s.fail(fmt.Errorf("%w: the peer's output ended in the middle of a line (%d bytes)", io.ErrUnexpectedEOF, n))
+		return s.Err()
+	}
 	s.shut(nil, false)
 	return nil
 }

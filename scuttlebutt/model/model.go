@@ -6,6 +6,18 @@
 // only that update is kept: history is compacted to one update per key.
 // Deleting a key sets it to null, as npm scuttlebutt does; the null is kept
 // and replicated so that the deletion reaches every replica.
+//
+// Keys are JavaScript strings: sequences of UTF-16 code units, which need
+// not be valid Unicode. A Model holds them in WTF-8 (see
+// internal/jsstring): UTF-8 in which a lone surrogate, such as the key
+// 'a\ud800' a JavaScript peer may set, is the three bytes ED A0 80. So
+// 'a\ud800' and 'a\ufffd' stay two keys, as in JavaScript. Keys given to
+// the methods are read as WTF-8, invalid bytes as U+FFFD; keys returned are
+// WTF-8.
+//
+// The key "__proto__" is illegal, as in npm scuttlebutt: Set refuses it
+// (ErrIllegalKey), and an update for it from a peer advances its source's
+// clock but is neither kept nor forwarded (npm's model emits 'invalid').
 package model
 
 import (
@@ -13,11 +25,22 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/scuttlego/scuttle/internal/jsjson"
+	"github.com/scuttlego/scuttle/internal/jsstring"
 	"github.com/scuttlego/scuttle/scuttlebutt"
 )
+
+// illegalKey is the key npm scuttlebutt's model refuses, because it would
+// break its store, a plain object.
+const illegalKey = "__proto__"
+
+// ErrIllegalKey reports a Set of the key "__proto__", which npm scuttlebutt
+// refuses. It wraps scuttlebutt.ErrRejected.
+var ErrIllegalKey = fmt.Errorf("model: %q is an illegal key: %w", illegalKey, scuttlebutt.ErrRejected)
 
 // A Model is a replicated key-value map. It is safe for concurrent use.
 type Model struct {
@@ -33,7 +56,8 @@ func New(id string, opts ...scuttlebutt.Option) *Model {
 	return &Model{Replica: r, st: st}
 }
 
-// Set sets key to value, encoded as JSON.
+// Set sets key to value, encoded as JSON. The key "__proto__" is refused
+// with ErrIllegalKey, without making an update, as npm scuttlebutt does.
 func (m *Model) Set(key string, value any) error {
 	raw, err := jsjson.Marshal(value)
 	if err != nil {
@@ -44,8 +68,12 @@ func (m *Model) Set(key string, value any) error {
 
 // SetRaw sets key to a JSON value.
 func (m *Model) SetRaw(key string, value json.RawMessage) error {
+	key = jsstring.ToWTF8(key)
+	if key == illegalKey {
+		return ErrIllegalKey
+	}
 	change := make([]byte, 0, len(key)+len(value)+8)
-	change = append(jsjson.AppendString(append(change, '['), key), ',')
+	change = append(appendKey(append(change, '['), key), ',')
 	change = append(append(change, value...), ']')
 	if _, err := m.LocalUpdate(change); err != nil {
 		return fmt.Errorf("model: set %q: %w", key, err)
@@ -59,6 +87,7 @@ func (m *Model) Delete(key string) error { return m.SetRaw(key, json.RawMessage(
 // Get returns the JSON value of key; ok is false when the key is absent or
 // deleted (null).
 func (m *Model) Get(key string) (value json.RawMessage, ok bool) {
+	key = jsstring.ToWTF8(key)
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
 	i, found := m.st.index[key]
@@ -116,8 +145,11 @@ func (m *Model) Snapshot() map[string]json.RawMessage {
 	return out
 }
 
-// MarshalJSON encodes the model as npm scuttlebutt's toJSON does: an object
-// of the keys that have a value, in the order they were first set.
+// MarshalJSON encodes the model as JSON.stringify encodes npm scuttlebutt's
+// toJSON(): an object of the keys that have a value, in the order they were
+// first set, lone surrogates in keys written as \udxxx escapes. Like all
+// output of this module it is ASCII-only: other code units from 0x80 up are
+// \uxxxx escapes too, which JSON.parse reads as the same string.
 func (m *Model) MarshalJSON() ([]byte, error) {
 	m.st.mu.RLock()
 	defer m.st.mu.RUnlock()
@@ -130,7 +162,7 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(jsjson.AppendString(out, sl.key), ':')
+		out = append(appendKey(out, sl.key), ':')
 		out = append(out, sl.value...)
 	}
 	return append(out, '}'), nil
@@ -146,7 +178,7 @@ func (m *Model) OnChange(fn func(key string, value json.RawMessage)) (remove fun
 
 // OnChangeKey registers fn to be called for every applied change of key.
 func (m *Model) OnChangeKey(key string, fn func(value json.RawMessage)) (remove func()) {
-	return m.st.listen(key, false, func(_ string, v json.RawMessage) { fn(v) })
+	return m.st.listen(jsstring.ToWTF8(key), false, func(_ string, v json.RawMessage) { fn(v) })
 }
 
 // store is the Doc of a Model: the latest update per key.
@@ -213,13 +245,59 @@ func parseChange(change json.RawMessage) (key string, value json.RawMessage, err
 	if len(elems) == 0 || len(elems[0]) == 0 || elems[0][0] != '"' {
 		return "", nil, fmt.Errorf("model: change is not [key, value] with a string key")
 	}
-	if key, err = jsjson.Unquote(elems[0]); err != nil {
+	if key, err = unquoteKey(elems[0]); err != nil {
 		return "", nil, err
 	}
 	if len(elems) > 1 && string(elems[1]) != "null" {
 		value = elems[1]
 	}
 	return key, value, nil
+}
+
+// unquoteKey decodes the canonical JSON string literal of a key into WTF-8,
+// keeping lone surrogates, as JSON.parse does. (jsjson.Unquote, which uses
+// encoding/json, turns them into U+FFFD.)
+func unquoteKey(lit []byte) (string, error) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return "", fmt.Errorf("model: key is not a string: %s", lit)
+	}
+	inner := lit[1 : len(lit)-1]
+	if !slices.Contains(inner, '\\') && jsstring.IsASCII(inner) {
+		return string(inner), nil
+	}
+	key := make([]byte, 0, len(inner))
+	for i := 0; i < len(inner); {
+		switch c := inner[i]; {
+		case c == '\\':
+			u, n := jsstring.DecodeEscape(inner[i:])
+			if n == 0 {
+				return "", fmt.Errorf("model: invalid escape in key %s", lit)
+			}
+			key = jsstring.AppendUnit(key, u)
+			i += n
+		case c < utf8.RuneSelf:
+			key = append(key, c)
+			i++
+		default:
+			r, n := jsstring.DecodeRune(inner[i:])
+			key = utf8.AppendRune(key, r)
+			i += n
+		}
+	}
+	return string(key), nil
+}
+
+// appendKey appends the WTF-8 key as a canonical JSON string literal:
+// ASCII-only, a lone surrogate as its \udxxx escape.
+func appendKey(dst []byte, key string) []byte {
+	if strings.IndexByte(key, 0xED) < 0 { // no surrogate: valid UTF-8
+		return jsjson.AppendString(dst, key)
+	}
+	lit, err := jsjson.Canonical(jsstring.AppendQuote(nil, key))
+	if err != nil { // AppendQuote writes valid JSON
+		panic("model: key literal: " + err.Error())
+	}
+	return append(dst, lit...)
 }
 
 // History implements scuttlebutt.Doc.
@@ -274,11 +352,12 @@ func (st *store) ScanHistory(clock scuttlebutt.Clock, after *scuttlebutt.Update,
 }
 
 // ApplyUpdate implements scuttlebutt.Doc. A change that is not
-// [string, value] is refused, and so is an update that is not newer than
-// the key's current one.
+// [string, value] is refused, and so are the key "__proto__" (as npm
+// scuttlebutt's model.applyUpdate does) and an update that is not newer
+// than the key's current one.
 func (st *store) ApplyUpdate(u scuttlebutt.Update) bool {
 	key, value, err := parseChange(u.Change)
-	if err != nil {
+	if err != nil || key == illegalKey {
 		return false
 	}
 	st.mu.Lock()
