@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/refs"
 )
 
@@ -227,17 +228,7 @@ func idFromNames(prefix, rest string) (refs.Blob, error) {
 
 // syncDir fsyncs a directory, so that an entry created or removed in it is
 // durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return vfs.Default.SyncDir(dir) }
 
 // notFound turns a missing file into ErrNotFound.
 func notFound(id refs.Blob, err error) error {

@@ -77,6 +77,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/message"
 	"github.com/scuttlego/scuttle/ssb/muxrpc"
 	"github.com/scuttlego/scuttle/ssb/refs"
@@ -323,34 +324,7 @@ func (o *ownFeed) removeTemps() {
 
 // writeFile writes the head file atomically and durably.
 func (o *ownFeed) writeFile(h message.FeedState) error {
-	data := appendOwnHead(nil, o.self, h)
-	dir := filepath.Dir(o.path)
-	f, err := os.CreateTemp(dir, filepath.Base(o.path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("own feed head: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, o.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("own feed head: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("own feed head: %w", err)
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil {
+	if err := vfs.WriteFile(vfs.Default, o.path, appendOwnHead(nil, o.self, h), 0o600); err != nil {
 		return fmt.Errorf("own feed head: %w", err)
 	}
 	return nil

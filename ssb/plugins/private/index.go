@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scuttlego/scuttle/internal/vfs"
 	"github.com/scuttlego/scuttle/ssb/privatebox"
 	"github.com/scuttlego/scuttle/ssb/refs"
 	"github.com/scuttlego/scuttle/ssb/store"
@@ -305,30 +306,7 @@ func (x *index) save() error {
 		return nil
 	}
 	b, _ := json.Marshal(cp)
-	file := filepath.Join(x.dir, scannedFile)
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("private: index: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, file)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(x.dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
+	if err := vfs.WriteFile(vfs.Default, filepath.Join(x.dir, scannedFile), b, 0o600); err != nil {
 		return fmt.Errorf("private: index: %w", err)
 	}
 	return nil
