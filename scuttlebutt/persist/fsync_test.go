@@ -90,7 +90,8 @@ type fsyncRun struct {
 	// armed: a compaction called by the workload runs; before it first
 	// fsyncs its temporary file, a change is made, which the compaction
 	// must carry into the new file in its last step, holding the file.
-	armed atomic.Bool
+	armed  atomic.Bool
+	during sync.WaitGroup // the change made during a compaction
 
 	m *model.Model
 	l *Log
@@ -121,7 +122,11 @@ func (r *fsyncRun) injector() func(vfs.Op, string) error {
 		r.points = append(r.points, p)
 		r.mu.Unlock()
 		if op == vfs.OpSync && name == fsyncPath+".tmp" && r.armed.CompareAndSwap(true, false) {
-			r.set("l0", false) // a failure fails the Compact too
+			// A change while the compaction syncs its temporary file.
+			// It is made beside the compaction, not inside this hook: the
+			// compaction may be the log's own (automatic) one, and a
+			// change waits for the log's sync, which waits for it.
+			r.during.Go(func() { r.set("l0", false) }) // a failure fails the Compact too
 		}
 		return fail(op, name)
 	}
@@ -165,6 +170,7 @@ func openOn(fsys vfs.FS, minSize int64, hook func(string)) (*model.Model, *Log, 
 // close closes the log; once Close has returned without error, the file
 // must be a complete persisted stream, durably.
 func (r *fsyncRun) close() {
+	r.during.Wait()
 	st := r.l.Stats()
 	r.compactions += st.Compactions
 	if err := r.l.Close(); err != nil {
@@ -259,6 +265,7 @@ func (r *fsyncRun) step() {
 		r.armed.Store(true)
 		err := r.l.Compact()
 		r.armed.Store(false)
+		r.during.Wait()
 		if err != nil {
 			r.failures++
 			r.l.mu.Lock()
