@@ -297,9 +297,13 @@ func (l *Log) load() (vfs.File, error) {
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("persist: open: %w", err))
 		}
-		if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
-			return fail(fmt.Errorf("persist: open: %w", err))
-		}
+	}
+	// The file's directory entry is made durable on every open: an
+	// earlier open (or create) may have renamed it into place and then
+	// failed, or crashed, before it synced the directory, and what is
+	// acknowledged from now on must not vanish with the entry.
+	if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
+		return fail(fmt.Errorf("persist: open: %w", err))
 	}
 	l.size = res.end
 	l.base = res.end
