@@ -240,17 +240,8 @@ func New(cfg Config, self refs.Feed, clock map[refs.Feed]int64, now time.Time) *
 	return m
 }
 
-// Config returns the machine's settings, defaults filled in.
-func (m *Machine) Config() Config { return m.cfg }
-
-// SetConfig changes the settings from now on.
-func (m *Machine) SetConfig(cfg Config) { m.cfg = cfg.withDefaults() }
-
 // Stats returns the counters.
 func (m *Machine) Stats() Stats { return m.stats }
-
-// Sessions returns how many sessions are open.
-func (m *Machine) Sessions() int { return len(m.sessions) }
 
 // Clock returns the session's peer's clock as the machine knows it: its
 // sequence of each feed, from its notes, the messages it sent, and the
@@ -834,9 +825,6 @@ func (m *Machine) SetWanted(feeds []refs.Feed) {
 		}
 	}
 }
-
-// Wanted reports whether f is replicated.
-func (m *Machine) Wanted(f refs.Feed) bool { return m.wanted[f] }
 
 // Exclude records whether feed is kept from peer (feed's author blocks
 // peer, or the owner blocked it with ebt.block). A feed kept from a peer
